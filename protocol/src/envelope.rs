@@ -1,0 +1,177 @@
+//! The queue envelope: what the edge puts on SQS and the consumer takes off it.
+//!
+//! Versioned (`"v": 1`); a consumer refuses versions it does not know instead of guessing.
+//! The envelope carries the provider's body byte-exact (UTF-8 text as is, anything else as
+//! base64) and only the forwarded headers: it must never contain a secret or a signature.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The envelope version this crate writes and reads.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// One accepted webhook, as queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Envelope format version.
+    pub v: u32,
+    /// Sluice's own event id, unique per accepted request (`evt_…`).
+    pub id: String,
+    /// The source (provider endpoint) name from `/hooks/{source}`.
+    pub source: String,
+    /// The provider's own delivery id (`webhook-id`, `X-GitHub-Delivery`, …), if it sent one.
+    /// Provider retries repeat it; the consumer deduplicates on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// When the edge accepted the request, Unix milliseconds.
+    pub received_at_ms: u64,
+    /// The request's `Content-Type`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// W3C trace id from `traceparent`, or one the edge generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// Forwarded provider headers, lower-case names (see [`crate::headers::forwarded`]).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body, byte-exact.
+    pub body: Body,
+}
+
+/// The body of an event, inline in the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "encoding", rename_all = "lowercase")]
+pub enum Body {
+    /// The body was valid UTF-8 and is stored as text.
+    Utf8 { data: String },
+    /// The body was binary and is stored base64-encoded.
+    Base64 { data: String },
+}
+
+impl Body {
+    /// Stores `bytes` as text when they are valid UTF-8, otherwise as base64.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Body::Utf8 {
+                data: text.to_string(),
+            },
+            Err(_) => Body::Base64 {
+                data: B64.encode(bytes),
+            },
+        }
+    }
+
+    /// The original bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        match self {
+            Body::Utf8 { data } => Ok(data.as_bytes().to_vec()),
+            Body::Base64 { data } => B64
+                .decode(data)
+                .map_err(|e| EnvelopeError::Malformed(format!("body is not valid base64: {e}"))),
+        }
+    }
+}
+
+/// Why a queued message could not be read as an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    #[error("unsupported envelope version {0} (this build reads version {ENVELOPE_VERSION})")]
+    UnsupportedVersion(u64),
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: Option<u64>,
+}
+
+impl Envelope {
+    /// The key the consumer deduplicates on: the source plus the provider's delivery id, or
+    /// Sluice's event id when the provider sent none.
+    pub fn dedup_key(&self) -> String {
+        let key = self.idempotency_key.as_deref().unwrap_or(&self.id);
+        format!("{}#{}", self.source, key)
+    }
+
+    /// The envelope as the JSON text queued on SQS.
+    pub fn encode(&self) -> String {
+        // Serialising a struct of strings, integers and maps cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a queued message, refusing unknown versions.
+    pub fn decode(text: &str) -> Result<Self, EnvelopeError> {
+        let probe: VersionProbe =
+            serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        match probe.v {
+            Some(v) if v == u64::from(ENVELOPE_VERSION) => {}
+            Some(v) => return Err(EnvelopeError::UnsupportedVersion(v)),
+            None => return Err(EnvelopeError::Malformed("missing field `v`".into())),
+        }
+        serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(body: Body) -> Envelope {
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id: "evt_01".into(),
+            source: "github".into(),
+            idempotency_key: Some("d-1".into()),
+            received_at_ms: 1_700_000_000_000,
+            content_type: Some("application/json".into()),
+            trace_id: None,
+            headers: BTreeMap::new(),
+            body,
+        }
+    }
+
+    #[test]
+    fn round_trips_text_and_binary_bodies() {
+        for bytes in [b"{\"a\":1}".to_vec(), vec![0xff, 0x00, 0xfe, b'\n']] {
+            let env = sample(Body::from_bytes(&bytes));
+            let back = Envelope::decode(&env.encode()).unwrap();
+            assert_eq!(back, env);
+            assert_eq!(back.body.to_bytes().unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn binary_bodies_are_base64() {
+        let env = sample(Body::from_bytes(&[0xff, 0x01]));
+        assert!(env.encode().contains("\"encoding\":\"base64\""));
+    }
+
+    #[test]
+    fn refuses_unknown_versions_and_garbage() {
+        let mut env = sample(Body::from_bytes(b"x"));
+        env.v = 2;
+        assert_eq!(
+            Envelope::decode(&env.encode()),
+            Err(EnvelopeError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            Envelope::decode("not json"),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        assert!(matches!(
+            Envelope::decode("{\"id\":\"x\"}"),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn dedup_key_prefers_the_provider_key() {
+        let mut env = sample(Body::from_bytes(b"x"));
+        assert_eq!(env.dedup_key(), "github#d-1");
+        env.idempotency_key = None;
+        assert_eq!(env.dedup_key(), "github#evt_01");
+    }
+}

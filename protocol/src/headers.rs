@@ -1,0 +1,108 @@
+//! A small case-insensitive header list, and the rule for which provider headers travel on
+//! in the envelope.
+//!
+//! Only headers on the allowlist are forwarded: signatures, authorisation and cookies must
+//! never leave the edge.
+
+use std::collections::BTreeMap;
+
+/// Request headers as received, looked up case-insensitively. Names are stored lower-case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderMap {
+    entries: Vec<(String, String)>,
+}
+
+impl HeaderMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a header; a repeated name keeps every value (the first one wins on `get`).
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.entries
+            .push((name.to_ascii_lowercase(), value.to_string()));
+    }
+
+    /// The first value of `name`, case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HeaderMap {
+    fn from_iter<T: IntoIterator<Item = (N, V)>>(iter: T) -> Self {
+        let mut map = HeaderMap::new();
+        for (n, v) in iter {
+            map.insert(n.as_ref(), v.as_ref());
+        }
+        map
+    }
+}
+
+/// Provider headers that carry meaning for the destination and are safe to forward.
+/// Signature headers are deliberately absent: the event is re-signed for the destination.
+const FORWARDED: &[&str] = &[
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-github-event",
+    "x-github-delivery",
+    "x-github-hook-id",
+    "x-github-hook-installation-target-id",
+    "x-github-hook-installation-target-type",
+    "stripe-version",
+    "x-shopify-topic",
+    "x-shopify-shop-domain",
+    "x-shopify-event-id",
+    "x-shopify-webhook-id",
+    "x-shopify-api-version",
+    "x-slack-request-timestamp",
+    "x-twilio-idempotency-token",
+];
+
+/// The headers of `headers` that go into the envelope, lower-cased, at most one value each.
+pub fn forwarded(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, value) in headers.iter() {
+        if FORWARDED.contains(&name) && !out.contains_key(name) {
+            out.insert(name.to_string(), value.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        let h: HeaderMap = [("Webhook-ID", "msg_1")].into_iter().collect();
+        assert_eq!(h.get("webhook-id"), Some("msg_1"));
+        assert_eq!(h.get("WEBHOOK-ID"), Some("msg_1"));
+        assert_eq!(h.get("webhook-signature"), None);
+    }
+
+    #[test]
+    fn signatures_and_credentials_are_never_forwarded() {
+        let h: HeaderMap = [
+            ("X-Hub-Signature-256", "sha256=abc"),
+            ("Webhook-Signature", "v1,abc"),
+            ("Authorization", "Bearer x"),
+            ("Cookie", "a=b"),
+            ("X-GitHub-Event", "push"),
+        ]
+        .into_iter()
+        .collect();
+        let f = forwarded(&h);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.get("x-github-event").map(String::as_str), Some("push"));
+    }
+}

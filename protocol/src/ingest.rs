@@ -1,0 +1,222 @@
+//! The edge's pure request path: given a request's parts, the clock and the source's
+//! secrets, decide to refuse it (with an [`IngestError`]) or produce the envelope to queue.
+//!
+//! The Worker is a thin shell around [`prepare`]; benchmarks and tests call it natively.
+//! It must never read the clock, the network or the environment itself.
+
+use crate::envelope::{Body, Envelope, ENVELOPE_VERSION};
+use crate::headers::{forwarded, HeaderMap};
+use crate::ingest_error::IngestError;
+use crate::signature::Secret;
+use crate::source::SourceConfig;
+
+/// One inbound request, already routed to its source.
+#[derive(Debug)]
+pub struct Inbound<'a> {
+    pub source: &'a SourceConfig,
+    pub headers: &'a HeaderMap,
+    /// The raw body bytes, exactly as received.
+    pub body: &'a [u8],
+    /// Current Unix time in milliseconds.
+    pub now_ms: u64,
+    /// A fresh Sluice event id (see [`crate::event_id::new_event_id`]).
+    pub event_id: String,
+    /// A trace id to use when the request carries no `traceparent`.
+    pub fallback_trace_id: String,
+}
+
+/// An accepted request, ready to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub envelope: Envelope,
+}
+
+/// Checks a request's declared size before the body is read: refuse early and cheaply.
+pub fn check_declared_length(
+    source: &SourceConfig,
+    content_length: Option<u64>,
+) -> Result<(), IngestError> {
+    match content_length {
+        Some(len) if len > source.max_body_bytes => Err(IngestError::PayloadTooLarge {
+            limit: source.max_body_bytes,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Validates a request against its source and builds the envelope.
+pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, IngestError> {
+    let source = inbound.source;
+    if inbound.body.len() as u64 > source.max_body_bytes {
+        return Err(IngestError::PayloadTooLarge {
+            limit: source.max_body_bytes,
+        });
+    }
+    let content_type = inbound.headers.get("content-type");
+    if !source.allows_content_type(content_type) {
+        return Err(IngestError::UnsupportedContentType);
+    }
+    let now_secs = i64::try_from(inbound.now_ms / 1000).unwrap_or(i64::MAX);
+    let verified = source.scheme.verify(
+        inbound.headers,
+        inbound.body,
+        secrets,
+        now_secs,
+        source.tolerance_secs,
+    )?;
+    let trace_id = inbound
+        .headers
+        .get("traceparent")
+        .and_then(trace_id_from_traceparent)
+        .unwrap_or(inbound.fallback_trace_id);
+    Ok(Prepared {
+        envelope: Envelope {
+            v: ENVELOPE_VERSION,
+            id: inbound.event_id,
+            source: source.name.clone(),
+            idempotency_key: verified.idempotency_key,
+            received_at_ms: inbound.now_ms,
+            content_type: content_type.map(str::to_string),
+            trace_id: Some(trace_id),
+            headers: forwarded(inbound.headers),
+            body: Body::from_bytes(inbound.body),
+        },
+    })
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
+pub fn trace_id_from_traceparent(value: &str) -> Option<String> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(hex_of(version, 2) && hex_of(trace, 32) && hex_of(parent, 16) && hex_of(flags, 2)) {
+        return None;
+    }
+    if trace.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    Some(trace.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::{Scheme, SignatureError};
+    use crate::source::SourcesConfig;
+
+    fn source() -> SourceConfig {
+        SourcesConfig::from_json(
+            r#"{"sources":[{"name":"std","scheme":"standard-webhooks","destination":"http://x",
+                "max_body_bytes":64,"content_types":["application/json"]}]}"#,
+        )
+        .unwrap()
+        .sources
+        .remove(0)
+    }
+
+    fn secret() -> Secret {
+        Secret::standard_webhooks("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+    }
+
+    fn signed(body: &[u8], now: i64) -> HeaderMap {
+        let mut h: HeaderMap = Scheme::StandardWebhooks
+            .sign(&secret(), "msg_1", now, body)
+            .into_iter()
+            .collect();
+        h.insert("Content-Type", "application/json");
+        h.insert("User-Agent", "provider/1");
+        h
+    }
+
+    fn inbound<'a>(
+        source: &'a SourceConfig,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> Inbound<'a> {
+        Inbound {
+            source,
+            headers,
+            body,
+            now_ms: 1_700_000_000_000,
+            event_id: "evt_1".into(),
+            fallback_trace_id: "f".repeat(32),
+        }
+    }
+
+    #[test]
+    fn valid_request_becomes_an_envelope() {
+        let src = source();
+        let body = br#"{"a":1}"#;
+        let headers = signed(body, 1_700_000_000);
+        let env = prepare(inbound(&src, &headers, body), &[secret()])
+            .unwrap()
+            .envelope;
+        assert_eq!(env.source, "std");
+        assert_eq!(env.idempotency_key.as_deref(), Some("msg_1"));
+        assert_eq!(env.body.to_bytes().unwrap(), body);
+        assert_eq!(env.trace_id.as_deref(), Some("f".repeat(32).as_str()));
+        assert_eq!(
+            env.headers.get("user-agent").map(String::as_str),
+            Some("provider/1")
+        );
+        assert!(
+            !env.encode().contains("v1,"),
+            "signature must not be in the envelope"
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let src = source();
+        let body = br#"{"a":1}"#;
+        let headers = signed(body, 1_700_000_000);
+        let big = [b'x'; 65];
+        assert_eq!(
+            prepare(inbound(&src, &headers, &big), &[secret()]),
+            Err(IngestError::PayloadTooLarge { limit: 64 })
+        );
+        let mut plain = headers.clone();
+        plain = plain.iter().filter(|(n, _)| *n != "content-type").collect();
+        plain.insert("content-type", "text/plain");
+        assert_eq!(
+            prepare(inbound(&src, &plain, body), &[secret()]),
+            Err(IngestError::UnsupportedContentType)
+        );
+        assert_eq!(
+            prepare(inbound(&src, &headers, br#"{"a":2}"#), &[secret()]),
+            Err(IngestError::Signature(SignatureError::Mismatch))
+        );
+        let stale = signed(body, 1_700_000_000 - 301);
+        assert_eq!(
+            prepare(inbound(&src, &stale, body), &[secret()]),
+            Err(IngestError::Signature(
+                SignatureError::TimestampOutOfTolerance
+            ))
+        );
+        assert_eq!(
+            prepare(inbound(&src, &headers, body), &[]),
+            Err(IngestError::Signature(SignatureError::NoSecret))
+        );
+        assert!(check_declared_length(&src, Some(65)).is_err());
+        assert!(check_declared_length(&src, Some(64)).is_ok());
+        assert!(check_declared_length(&src, None).is_ok());
+    }
+
+    #[test]
+    fn traceparent_is_carried() {
+        assert_eq!(
+            trace_id_from_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01")
+                .as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            trace_id_from_traceparent("00-0000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(
+            trace_id_from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+    }
+}
