@@ -1,0 +1,115 @@
+//! Sluice's edge: a Cloudflare Worker that accepts provider webhooks at `POST /hooks/{source}`,
+//! verifies them (via `sluice-protocol`), and queues an envelope on SQS before answering 202.
+//!
+//! This crate is a thin shell: routing, reading the request, reading configuration from the
+//! Worker's environment, and the SQS call. Every decision about a request lives in
+//! `sluice_protocol::ingest`. It must never answer 202 before SQS accepted the message, never
+//! log a secret or a body, and never queue a request that failed verification.
+
+mod body;
+mod config;
+mod randomness;
+mod reply;
+mod sqs;
+
+use sluice_protocol::ingest::{check_declared_length, prepare, Inbound};
+use sluice_protocol::{HeaderMap, IngestError};
+use worker::{event, Context, Env, Method, Request, Response};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let path = req.path();
+    if path == "/healthz" {
+        return reply::healthy();
+    }
+    let Some(source_name) = path.strip_prefix("/hooks/").filter(|s| !s.contains('/')) else {
+        return reply::refused(&IngestError::NotFound, None);
+    };
+    let started = worker::Date::now().as_millis();
+    let outcome = ingest(req, &env, source_name).await;
+    match outcome {
+        Ok(accepted) => reply::accepted(&accepted.event_id, &accepted.trace_id),
+        Err(Refusal { error, trace_id }) => {
+            if error.status() >= 500 {
+                worker::console_error!(
+                    "{{\"level\":\"error\",\"source\":\"{}\",\"code\":\"{}\",\"detail\":{},\"ms\":{}}}",
+                    source_name,
+                    error.code(),
+                    serde_json::Value::String(error.to_string()),
+                    worker::Date::now().as_millis().saturating_sub(started)
+                );
+            }
+            reply::refused(&error, trace_id.as_deref())
+        }
+    }
+}
+
+struct Accepted {
+    event_id: String,
+    trace_id: String,
+}
+
+struct Refusal {
+    error: IngestError,
+    trace_id: Option<String>,
+}
+
+impl From<IngestError> for Refusal {
+    fn from(error: IngestError) -> Self {
+        Refusal {
+            error,
+            trace_id: None,
+        }
+    }
+}
+
+async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Accepted, Refusal> {
+    if req.method() != Method::Post {
+        return Err(IngestError::MethodNotAllowed.into());
+    }
+    let sources = config::sources(env)?;
+    let source = sources
+        .get(source_name)
+        .ok_or_else(|| IngestError::UnknownSource(source_name.to_string()))?;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    check_declared_length(source, declared)?;
+    // Secrets are resolved before the body is read: a misconfigured source fails closed
+    // without reading anything.
+    let secrets = config::source_secrets(env, source)?;
+    let body = body::read_capped(&mut req, source.max_body_bytes).await?;
+    let headers: HeaderMap = req.headers().entries().collect();
+
+    let now_ms = worker::Date::now().as_millis();
+    let prepared = prepare(
+        Inbound {
+            source,
+            headers: &headers,
+            body: &body,
+            now_ms,
+            event_id: randomness::event_id(now_ms),
+            fallback_trace_id: randomness::trace_id(),
+        },
+        &secrets,
+    )?;
+    let envelope = prepared.envelope;
+    let trace_id = envelope.trace_id.clone().unwrap_or_default();
+    let queue = config::queue(env).map_err(|error| Refusal {
+        error,
+        trace_id: Some(trace_id.clone()),
+    })?;
+    sqs::send(&queue, &envelope)
+        .await
+        .map_err(|error| Refusal {
+            error,
+            trace_id: Some(trace_id.clone()),
+        })?;
+    Ok(Accepted {
+        event_id: envelope.id,
+        trace_id,
+    })
+}

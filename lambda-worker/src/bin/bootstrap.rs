@@ -1,0 +1,19 @@
+//! The Lambda entry point: runs the batch handler under `lambda_runtime`.
+//!
+//! Configuration errors stop the process at start-up (Lambda reports an init error), so a
+//! misconfigured function never acknowledges anything.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use sluice_lambda_worker::{telemetry, Consumer};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let consumer = Consumer::from_env().await?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let consumer = consumer.clone();
+        async move { Ok::<SqsBatchResponse, Error>(consumer.handle(event).await) }
+    }))
+    .await
+}

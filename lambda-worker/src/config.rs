@@ -1,0 +1,72 @@
+//! The consumer's configuration, from its environment (the SAM template sets it in AWS; the
+//! local stack sets it for `sluice-local-poller`).
+//!
+//! - `SLUICE_SOURCES`: the sources JSON shared with the edge (destinations come from it).
+//! - `SLUICE_TABLE`: the idempotency table.
+//! - `SLUICE_DESTINATION_SECRET`: optional `whsec_` secret; deliveries are then signed with
+//!   Standard Webhooks headers so the destination can verify them.
+//! - `SLUICE_COMPLETED_TTL_SECS` (default 7 days): how long a delivered event is remembered.
+//! - `SLUICE_DELIVERY_TIMEOUT_MS` (default 10 000) and `SLUICE_CONCURRENCY` (default 10).
+//!
+//! Errors name the variable, never its value.
+
+use sluice_protocol::{Scheme, Secret, SourcesConfig};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub sources: SourcesConfig,
+    pub table: String,
+    pub destination_secret: Option<Secret>,
+    pub completed_ttl: Duration,
+    pub delivery_timeout: Duration,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {0} is not valid: {1}")]
+    Invalid(&'static str, String),
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map_err(|_| ConfigError::Invalid(name, "expected a whole number".into())),
+        _ => Ok(default),
+    }
+}
+
+impl ConsumerConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let sources = SourcesConfig::from_json(&var("SLUICE_SOURCES")?)
+            .map_err(|e| ConfigError::Invalid("SLUICE_SOURCES", e.to_string()))?;
+        let destination_secret = match std::env::var("SLUICE_DESTINATION_SECRET") {
+            Ok(v) if !v.is_empty() => {
+                Some(Scheme::StandardWebhooks.parse_secret(&v).map_err(|e| {
+                    ConfigError::Invalid("SLUICE_DESTINATION_SECRET", e.to_string())
+                })?)
+            }
+            _ => None,
+        };
+        Ok(ConsumerConfig {
+            sources,
+            table: var("SLUICE_TABLE")?,
+            destination_secret,
+            completed_ttl: Duration::from_secs(number("SLUICE_COMPLETED_TTL_SECS", 7 * 24 * 3600)?),
+            delivery_timeout: Duration::from_millis(number("SLUICE_DELIVERY_TIMEOUT_MS", 10_000)?),
+            concurrency: number("SLUICE_CONCURRENCY", 10)?.clamp(1, 100) as usize,
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! The default processing: deliver an event to its source's destination with an HTTP POST.
+//!
+//! The body goes out byte-identical to what the provider sent. With a destination secret,
+//! the request carries Standard Webhooks headers (`webhook-id` = the event's dedup key,
+//! `webhook-timestamp`, `webhook-signature`) so the destination can verify it came from
+//! Sluice. The provider's signature headers are never forwarded.
+
+use crate::outcome::{status_kind, Failure, FailureKind};
+use sluice_protocol::{Envelope, Scheme, Secret};
+use std::time::Duration;
+
+/// A pooled keep-alive HTTP client for deliveries.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    http: reqwest::Client,
+    secret: Option<Secret>,
+}
+
+impl Deliverer {
+    pub fn new(timeout: Duration, secret: Option<Secret>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3).min(timeout))
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Deliverer { http, secret })
+    }
+
+    /// POSTs `body` (the event's original bytes) to `destination`.
+    pub async fn deliver(
+        &self,
+        destination: &str,
+        envelope: &Envelope,
+        body: Vec<u8>,
+        now_secs: i64,
+    ) -> Result<u16, Failure> {
+        let key = envelope.dedup_key();
+        let mut req = self.http.post(destination);
+        for (name, value) in &envelope.headers {
+            if !name.starts_with("webhook-") && name != "user-agent" {
+                req = req.header(name.as_str(), value.as_str());
+            }
+        }
+        if let Some(ct) = &envelope.content_type {
+            req = req.header("content-type", ct.as_str());
+        }
+        req = req
+            .header("sluice-event-id", envelope.id.as_str())
+            .header("sluice-source", envelope.source.as_str());
+        if let Some(trace) = &envelope.trace_id {
+            req = req.header("sluice-trace-id", trace.as_str());
+        }
+        match &self.secret {
+            Some(secret) => {
+                for (name, value) in Scheme::StandardWebhooks.sign(secret, &key, now_secs, &body) {
+                    req = req.header(name, value);
+                }
+            }
+            None => {
+                req = req
+                    .header("webhook-id", key.as_str())
+                    .header("webhook-timestamp", now_secs.to_string());
+            }
+        }
+        let response = req.body(body).send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
+            Failure::transient("delivery_error", format!("{what}: {e}"))
+        })?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(status);
+        }
+        let detail = format!("destination answered {status}");
+        Err(match status_kind(status) {
+            FailureKind::Transient => Failure::transient("delivery_status", detail),
+            FailureKind::Permanent => Failure::permanent("delivery_status", detail),
+        })
+    }
+}
