@@ -1,0 +1,536 @@
+//! Starts and stops a whole local Sluice pipeline.
+
+use crate::paths;
+use crate::process::Managed;
+use crate::template::{self, QueueSettings};
+use crate::wait::{free_port, until};
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::Serialize;
+use sluice_protocol::{Scheme, SourceConfig, SourcesConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const REGION: &str = "us-east-1";
+const STARTUP: Duration = Duration::from_secs(90);
+
+/// A source the stack declares, with its dev secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSource {
+    pub name: String,
+    pub scheme: Scheme,
+    /// The signing secret providers use (and the edge verifies with). Dev only.
+    pub secret: String,
+    pub destination: String,
+}
+
+impl DemoSource {
+    /// Headers a provider would send for `body`, signed now with this source's secret.
+    pub fn sign(&self, id: &str, body: &[u8]) -> Vec<(String, String)> {
+        self.sign_at(id, unix_now(), body)
+    }
+
+    /// Headers signed as of `unix_secs`.
+    pub fn sign_at(&self, id: &str, unix_secs: i64, body: &[u8]) -> Vec<(String, String)> {
+        let secret = self
+            .scheme
+            .parse_secret(&self.secret)
+            .unwrap_or_else(|e| panic!("dev secret of {} does not parse: {e}", self.name));
+        self.scheme.sign(&secret, id, unix_secs, body)
+    }
+}
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh dev secret in the scheme's format.
+pub fn dev_secret(scheme: Scheme) -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    match scheme {
+        Scheme::StandardWebhooks => format!("whsec_{}", B64.encode(bytes)),
+        Scheme::Github => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Logs, generated wrangler config, `stack.json`.
+    pub dir: PathBuf,
+    /// Sources to declare: (name, scheme). Each delivers to `destination_url/<name>`.
+    pub sources: Vec<(String, Scheme)>,
+    pub destination_url: String,
+    /// Fixed ports (for `make dev`); free ports when `None`.
+    pub moto_port: Option<u16>,
+    pub edge_port: Option<u16>,
+    /// Override the template's visibility timeout (tests keep retries fast).
+    pub visibility_timeout_secs: Option<u64>,
+    /// Whether to run the consumer.
+    pub poller: bool,
+    /// The `whsec_` secret deliveries are signed with.
+    pub destination_secret: String,
+}
+
+impl StackOptions {
+    /// Options for a test: a fresh temp dir, free ports, short visibility timeout.
+    pub fn for_test(name: &str, destination_url: &str, sources: &[(&str, Scheme)]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-{name}-{}-{}",
+            std::process::id(),
+            rand::rng().next_u32()
+        ));
+        StackOptions {
+            dir,
+            sources: sources.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+            destination_url: destination_url.to_string(),
+            moto_port: None,
+            edge_port: None,
+            visibility_timeout_secs: Some(2),
+            poller: true,
+            destination_secret: dev_secret(Scheme::StandardWebhooks),
+        }
+    }
+}
+
+/// A running local pipeline. Dropping it stops every process it started.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub edge_url: String,
+    pub aws_endpoint: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub table: String,
+    pub bucket: String,
+    pub settings: QueueSettings,
+    pub sources: Vec<DemoSource>,
+    pub destination_secret: String,
+    sources_json: String,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    moto: Option<Managed>,
+    edge: Option<Managed>,
+    poller: Option<Managed>,
+}
+
+fn sdk_config(endpoint: &str) -> impl std::future::Future<Output = aws_config::SdkConfig> + '_ {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "sluice-local",
+        ))
+        .load()
+}
+
+async fn http_ok(url: &str) -> Option<()> {
+    match reqwest::get(url).await {
+        Ok(r) if r.status().is_success() => Some(()),
+        _ => None,
+    }
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        let root = paths::root();
+        std::fs::create_dir_all(&options.dir)?;
+        let dir = options.dir.canonicalize()?;
+        let mut settings = template::load()?;
+        if let Some(v) = options.visibility_timeout_secs {
+            settings.visibility_timeout_secs = v;
+        }
+
+        // moto: SQS, S3, DynamoDB, CloudWatch on one port.
+        let moto_port = match options.moto_port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let aws_endpoint = format!("http://127.0.0.1:{moto_port}");
+        let mut cmd = Command::new(root.join(".venv/bin/moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
+        let moto = Managed::spawn("moto", cmd, &dir.join("moto.log"))?;
+        let probe = format!("{aws_endpoint}/moto-api/");
+        until("moto to answer", STARTUP, || http_ok(&probe)).await?;
+
+        let sdk = sdk_config(&aws_endpoint).await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        let (queue_url, dlq_url) = create_queues(&sqs, &settings).await?;
+        let table = "sluice-idempotency".to_string();
+        create_table(&dynamodb, &table, &settings.table_key).await?;
+        let bucket = "sluice-payloads".to_string();
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "create bucket: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            })?;
+
+        let sources: Vec<DemoSource> = options
+            .sources
+            .iter()
+            .map(|(name, scheme)| DemoSource {
+                name: name.clone(),
+                scheme: *scheme,
+                secret: dev_secret(*scheme),
+                destination: format!("{}/{}", options.destination_url.trim_end_matches('/'), name),
+            })
+            .collect();
+        let sources_json = SourcesConfig {
+            sources: sources
+                .iter()
+                .map(|s| SourceConfig {
+                    name: s.name.clone(),
+                    scheme: s.scheme,
+                    destination: s.destination.clone(),
+                    max_body_bytes: 256 * 1024,
+                    tolerance_secs: sluice_protocol::source::DEFAULT_TOLERANCE_SECS,
+                    content_types: Vec::new(),
+                })
+                .collect(),
+        }
+        .to_json();
+
+        let mut stack = Stack {
+            dir: dir.clone(),
+            edge_url: String::new(),
+            aws_endpoint,
+            queue_url,
+            dlq_url,
+            table,
+            bucket,
+            settings,
+            sources,
+            destination_secret: options.destination_secret.clone(),
+            sources_json,
+            sqs,
+            dynamodb,
+            moto: Some(moto),
+            edge: None,
+            poller: None,
+        };
+        stack.start_edge(options.edge_port).await?;
+        if options.poller {
+            stack.start_poller()?;
+        }
+        stack.write_stack_json()?;
+        Ok(stack)
+    }
+
+    async fn start_edge(&mut self, port: Option<u16>) -> anyhow::Result<()> {
+        let root = paths::root();
+        let shim = root.join("edge/build/worker/shim.mjs");
+        anyhow::ensure!(
+            shim.exists(),
+            "{} is missing: build the edge first (make edge)",
+            shim.display()
+        );
+        let port = match port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let top: toml::Table =
+            toml::from_str(&std::fs::read_to_string(root.join("wrangler.toml"))?)?;
+        let mut config = toml::Table::new();
+        config.insert("name".into(), "sluice-edge-local".into());
+        config.insert("main".into(), shim.display().to_string().into());
+        if let Some(date) = top.get("compatibility_date") {
+            config.insert("compatibility_date".into(), date.clone());
+        }
+        let mut vars = toml::Table::new();
+        vars.insert("AWS_REGION".into(), REGION.into());
+        vars.insert("SQS_QUEUE_URL".into(), self.queue_url.clone().into());
+        vars.insert("SQS_ENDPOINT".into(), self.aws_endpoint.clone().into());
+        vars.insert("SLUICE_SOURCES".into(), self.sources_json.clone().into());
+        config.insert("vars".into(), toml::Value::Table(vars));
+        std::fs::write(self.dir.join("wrangler.toml"), toml::to_string(&config)?)?;
+        // Secrets, as `wrangler secret put` would hold them in production.
+        let mut dev_vars = String::from("AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\n");
+        for s in &self.sources {
+            dev_vars.push_str(&format!(
+                "{}=\"{}\"\n",
+                sluice_protocol::source::secret_var(&s.name),
+                s.secret
+            ));
+        }
+        std::fs::write(self.dir.join(".dev.vars"), dev_vars)?;
+
+        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&self.dir)
+            .args(["dev", "--config"])
+            .arg(self.dir.join("wrangler.toml"))
+            .args(["--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port()?.to_string()])
+            .arg("--persist-to")
+            .arg(self.dir.join("wrangler-state"))
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "info",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", self.dir.join("wrangler-logs"));
+        self.edge = Some(Managed::spawn("wrangler", cmd, &self.dir.join("edge.log"))?);
+        self.edge_url = format!("http://127.0.0.1:{port}");
+        let health = format!("{}/healthz", self.edge_url);
+        until(
+            "the edge (wrangler dev) to answer /healthz",
+            STARTUP,
+            || http_ok(&health),
+        )
+        .await
+        .with_context(|| format!("see {}", self.dir.join("edge.log").display()))?;
+        Ok(())
+    }
+
+    /// Starts (or restarts) the consumer.
+    pub fn start_poller(&mut self) -> anyhow::Result<()> {
+        let bin = paths::binary("sluice-local-poller");
+        anyhow::ensure!(
+            bin.exists(),
+            "{} is missing: run cargo build first",
+            bin.display()
+        );
+        let mut cmd = Command::new(bin);
+        cmd.args(["--wait-secs", "1"])
+            .env("SLUICE_QUEUE_URL", &self.queue_url)
+            .env("SLUICE_SOURCES", &self.sources_json)
+            .env("SLUICE_TABLE", &self.table)
+            .env("SLUICE_DESTINATION_SECRET", &self.destination_secret)
+            .env("SLUICE_DELIVERY_TIMEOUT_MS", "5000")
+            .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("RUST_LOG", "info");
+        self.poller = Some(Managed::spawn(
+            "poller",
+            cmd,
+            &self.dir.join("consumer.log"),
+        )?);
+        Ok(())
+    }
+
+    /// Stops the consumer at once (SIGKILL), as a crash would.
+    pub fn kill_poller(&mut self) {
+        if let Some(mut p) = self.poller.take() {
+            p.kill();
+        }
+    }
+
+    /// Stops moto at once: AWS becomes unreachable for the edge and the consumer.
+    pub fn kill_moto(&mut self) {
+        if let Some(mut m) = self.moto.take() {
+            m.kill();
+        }
+    }
+
+    /// Whether every started process is still running.
+    pub fn processes_running(&mut self) -> bool {
+        [&mut self.moto, &mut self.edge, &mut self.poller]
+            .into_iter()
+            .flatten()
+            .all(|p| p.is_running())
+    }
+
+    pub fn source(&self, name: &str) -> &DemoSource {
+        self.sources
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no source {name} in this stack"))
+    }
+
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        &self.sqs
+    }
+
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.dynamodb
+    }
+
+    /// Visible plus in-flight messages on `queue_url` (moto's approximate counts are exact).
+    pub async fn queue_count(&self, queue_url: &str) -> anyhow::Result<u64> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        let attrs = out.attributes.unwrap_or_default();
+        let get = |k: &QueueAttributeName| {
+            attrs
+                .get(k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(get(&QueueAttributeName::ApproximateNumberOfMessages)
+            + get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    }
+
+    /// POSTs `body` with `headers` to `/hooks/<source>`.
+    pub async fn post(
+        &self,
+        source: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/hooks/{source}", self.edge_url))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        Ok(req.body(body.to_vec()).send().await?)
+    }
+
+    /// The description of the running stack written to `stack.json`.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "edge_url": self.edge_url,
+            "aws": {"endpoint": self.aws_endpoint, "region": REGION},
+            "queue_url": self.queue_url,
+            "dlq_url": self.dlq_url,
+            "table": self.table,
+            "bucket": self.bucket,
+            "destination_file": self.dir.join("deliveries.jsonl"),
+            "logs": {
+                "edge": self.dir.join("edge.log"),
+                "consumer": self.dir.join("consumer.log"),
+                "moto": self.dir.join("moto.log"),
+            },
+            "sources": self.sources.iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "scheme": s.scheme,
+                "secret": s.secret,
+                "url": format!("{}/hooks/{}", self.edge_url, s.name),
+                "destination": s.destination,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn write_stack_json(&self) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(&self.describe())?;
+        std::fs::write(self.dir.join("stack.json"), text)?;
+        Ok(())
+    }
+
+    /// The directory holding this stack's logs.
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+}
+
+async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    s: &QueueSettings,
+) -> anyhow::Result<(String, String)> {
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
+    let dlq = sqs
+        .create_queue()
+        .queue_name("sluice-dlq")
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            s.dlq_retention_secs.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    let dlq_url = dlq.queue_url.context("no DLQ url")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .context("no DLQ arn")?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": arn,
+        "maxReceiveCount": s.max_receive_count.to_string(),
+    })
+    .to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name("sluice-events")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            s.visibility_timeout_secs.to_string(),
+        )
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            s.retention_secs.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    Ok((queue.queue_url.context("no queue url")?, dlq_url))
+}
+
+async fn create_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    ddb.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "create table: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(())
+}
+
+/// Reads a log file (for assertion messages).
+pub fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

@@ -1,0 +1,169 @@
+//! End to end, through real workerd, moto and HTTP: accepted webhooks are delivered exactly
+//! once, byte-identical, signed for the destination; provider retries are deduplicated;
+//! transient destination failures are retried; poison ends in the dead-letter queue.
+
+use sluice_e2e::stack::read_log;
+use sluice_e2e::wait::until;
+use sluice_e2e::{Behaviour, Destination, Stack, StackOptions};
+use sluice_protocol::{HeaderMap, Scheme};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn accepted(stack: &Stack, source: &str, id: &str, body: &[u8]) -> String {
+    let headers = stack.source(source).sign(id, body);
+    let resp = stack
+        .post(source, &headers, body)
+        .await
+        .expect("edge reachable");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(
+        status,
+        202,
+        "{source}: {text}\nedge log:\n{}",
+        read_log(&stack.log("edge"))
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).expect("202 body is JSON");
+    let event_id = v["id"].as_str().expect("202 body has id").to_string();
+    assert!(event_id.starts_with("evt_"), "{event_id}");
+    event_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_delivers_exactly_once() {
+    let dest = Destination::start(None).await.unwrap();
+    let options = StackOptions::for_test(
+        "delivery",
+        &dest.url,
+        &[
+            ("standard", Scheme::StandardWebhooks),
+            ("github", Scheme::Github),
+            ("retried", Scheme::StandardWebhooks),
+            ("flaky", Scheme::Github),
+            ("poison", Scheme::StandardWebhooks),
+        ],
+    );
+    dest.set(
+        "/flaky",
+        Behaviour::FailFirst {
+            times: 2,
+            status: 503,
+        },
+    );
+    dest.set("/poison", Behaviour::AlwaysFail { status: 500 });
+    let mut stack = Stack::start(options).await.expect("stack starts");
+    let consumer_log = stack.log("consumer");
+    let max_receive = stack.settings.max_receive_count as usize;
+
+    // Bodies that must arrive byte-identical: whitespace, unicode, escapes.
+    let std_body =
+        "{\"type\":\"invoice.paid\", \"amount\": 4200,\n \"note\":\"caf\u{e9} \\\"q\\\"\"}"
+            .as_bytes()
+            .to_vec();
+    let gh_body =
+        br#"{"action":"opened","number":7,"pull_request":{"title":"  spaces  "}}"#.to_vec();
+    accepted(&stack, "standard", "msg_std_1", &std_body).await;
+    accepted(&stack, "github", "gh-delivery-1", &gh_body).await;
+
+    // A provider retrying the same event five times: five 202s, one delivery.
+    let retry_body = br#"{"type":"retried","n":1}"#.to_vec();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(accepted(&stack, "retried", "msg_retry_1", &retry_body).await);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        5,
+        "each accepted request gets its own Sluice event id"
+    );
+
+    accepted(&stack, "flaky", "flaky-1", br#"{"flaky":true}"#).await;
+    accepted(&stack, "poison", "msg_poison_1", br#"{"poison":true}"#).await;
+
+    // Valid events: delivered once each, body byte-identical, signed for the destination.
+    for (path, body, key) in [
+        ("/standard", &std_body, "standard#msg_std_1"),
+        ("/github", &gh_body, "github#gh-delivery-1"),
+    ] {
+        let got = until(&format!("delivery to {path}"), DEADLINE, || async {
+            dest.successful(path).into_iter().next()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&consumer_log)));
+        assert_eq!(&got.body, body, "{path}: body must be byte-identical");
+        assert_eq!(got.headers.get("webhook-id").map(String::as_str), Some(key));
+        assert!(
+            got.headers.get("x-hub-signature-256").is_none(),
+            "provider signature must not be forwarded"
+        );
+        let headers: HeaderMap = got.headers.iter().collect();
+        let secret = Scheme::StandardWebhooks
+            .parse_secret(&stack.destination_secret)
+            .unwrap();
+        let now = sluice_e2e::stack::unix_now();
+        Scheme::StandardWebhooks
+            .verify(&headers, &got.body, &[secret], now, 300)
+            .unwrap_or_else(|e| panic!("{path}: delivery signature does not verify: {e}"));
+    }
+
+    // Flaky destination: two 503s, then delivered, once.
+    until("flaky delivery to succeed", DEADLINE, || async {
+        (!dest.successful("/flaky").is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&consumer_log)));
+    assert_eq!(
+        dest.attempts("/flaky").len(),
+        3,
+        "two failures then one success"
+    );
+
+    // Poison: every attempt fails; after maxReceiveCount receives it is in the DLQ.
+    until(
+        "poison message in the DLQ",
+        Duration::from_secs(120),
+        || async { (stack.queue_count(&stack.dlq_url).await.ok()? == 1).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&consumer_log)));
+    assert_eq!(
+        dest.attempts("/poison").len(),
+        max_receive,
+        "one attempt per receive"
+    );
+    assert!(dest.successful("/poison").is_empty());
+
+    // Everything settled: the main queue drains, and nothing was delivered twice.
+    until("main queue to drain", DEADLINE, || async {
+        (stack.queue_count(&stack.queue_url).await.ok()? == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        dest.successful("/retried").len(),
+        1,
+        "five provider retries, one delivery"
+    );
+    assert_eq!(dest.successful("/standard").len(), 1);
+    assert_eq!(dest.successful("/github").len(), 1);
+    assert_eq!(dest.successful("/flaky").len(), 1);
+
+    // The consumer logged outcomes without leaking any secret.
+    let log = read_log(&consumer_log);
+    assert!(
+        log.contains("\"outcome\":\"duplicate\""),
+        "duplicates are logged as such"
+    );
+    for s in &stack.sources {
+        assert!(
+            !log.contains(&s.secret),
+            "secret of {} leaked into the consumer log",
+            s.name
+        );
+    }
+    assert!(!log.contains(&stack.destination_secret));
+    assert!(stack.processes_running(), "no process died during the run");
+}

@@ -1,0 +1,172 @@
+//! End to end: bad requests get the right 4xx with a JSON error and are never queued; with
+//! AWS unreachable the edge answers 503 (never 202) so the provider retries.
+
+use sluice_e2e::stack::{read_log, unix_now};
+use sluice_e2e::{Stack, StackOptions};
+use sluice_protocol::Scheme;
+
+async fn expect_error(resp: reqwest::Response, status: u16, code: &str) {
+    let got = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(got, status, "expected {status} {code}, got {got}: {text}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("error body is JSON");
+    assert_eq!(v["error"]["code"], code, "{text}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_never_queued() {
+    let mut options = StackOptions::for_test(
+        "rejections",
+        "http://127.0.0.1:9",
+        &[
+            ("standard", Scheme::StandardWebhooks),
+            ("github", Scheme::Github),
+        ],
+    );
+    // No consumer: whatever the edge queues stays on the queue where we can count it.
+    options.poller = false;
+    let mut stack = Stack::start(options).await.expect("stack starts");
+    let body = br#"{"type":"ping"}"#;
+    let std_src = stack.source("standard").clone();
+    let gh_src = stack.source("github").clone();
+
+    // Tampered body.
+    let headers = std_src.sign("msg_1", body);
+    let resp = stack
+        .post("standard", &headers, br#"{"type":"pong"}"#)
+        .await
+        .unwrap();
+    expect_error(resp, 401, "invalid_signature").await;
+    let headers = gh_src.sign("d-1", body);
+    let resp = stack
+        .post("github", &headers, br#"{"type":"pong"}"#)
+        .await
+        .unwrap();
+    expect_error(resp, 401, "invalid_signature").await;
+
+    // Wrong secret.
+    let mut wrong = std_src.clone();
+    wrong.secret = sluice_e2e::stack::dev_secret(Scheme::StandardWebhooks);
+    let resp = stack
+        .post("standard", &wrong.sign("msg_2", body), body)
+        .await
+        .unwrap();
+    expect_error(resp, 401, "invalid_signature").await;
+
+    // Stale and future timestamps (tolerance is 5 minutes).
+    for skew in [-301, 301] {
+        let headers = std_src.sign_at("msg_3", unix_now() + skew, body);
+        let resp = stack.post("standard", &headers, body).await.unwrap();
+        expect_error(resp, 401, "timestamp_out_of_tolerance").await;
+    }
+
+    // Missing and malformed signature headers.
+    let resp = stack.post("github", &[], body).await.unwrap();
+    expect_error(resp, 401, "missing_signature").await;
+    let bad = vec![("x-hub-signature-256".to_string(), "md5=abc".to_string())];
+    let resp = stack.post("github", &bad, body).await.unwrap();
+    expect_error(resp, 400, "malformed_signature").await;
+
+    // Unknown source, wrong method, unknown path.
+    let resp = stack
+        .post("nope", &std_src.sign("msg_4", body), body)
+        .await
+        .unwrap();
+    expect_error(resp, 404, "unknown_source").await;
+    let resp = reqwest::get(format!("{}/hooks/standard", stack.edge_url))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    expect_error(resp, 405, "method_not_allowed").await;
+    let resp = reqwest::get(format!("{}/elsewhere", stack.edge_url))
+        .await
+        .unwrap();
+    expect_error(resp, 404, "not_found").await;
+
+    // Too large (the stack's sources accept 256 KiB).
+    let big = vec![b'a'; 256 * 1024 + 1];
+    let resp = stack
+        .post("standard", &std_src.sign("msg_5", &big), &big)
+        .await
+        .unwrap();
+    expect_error(resp, 413, "payload_too_large").await;
+
+    assert_eq!(
+        stack.queue_count(&stack.queue_url).await.unwrap(),
+        0,
+        "nothing refused was queued"
+    );
+
+    // Control: a valid request is queued, so the count above could have been non-zero.
+    let resp = stack
+        .post("standard", &std_src.sign("msg_ok", body), body)
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        202,
+        "{}",
+        read_log(&stack.log("edge"))
+    );
+    assert!(resp.headers().get("sluice-trace-id").is_some());
+    assert_eq!(stack.queue_count(&stack.queue_url).await.unwrap(), 1);
+
+    // The queued message carries the envelope, without secrets or signatures.
+    let msg = stack
+        .sqs()
+        .receive_message()
+        .queue_url(&stack.queue_url)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .pop()
+        .expect("one message");
+    let envelope = sluice_protocol::Envelope::decode(msg.body().unwrap_or("")).unwrap();
+    assert_eq!(envelope.body.to_bytes().unwrap(), body);
+    assert_eq!(envelope.idempotency_key.as_deref(), Some("msg_ok"));
+    let raw = msg.body().unwrap_or("");
+    assert!(!raw.contains("webhook-signature") && !raw.contains(&std_src.secret));
+    let attrs = msg.message_attributes.unwrap_or_default();
+    assert_eq!(
+        attrs
+            .get("sluice-idempotency-key")
+            .and_then(|a| a.string_value()),
+        Some("msg_ok")
+    );
+
+    // AWS down: the edge must not answer 202.
+    stack.kill_moto();
+    let resp = stack
+        .post("standard", &std_src.sign("msg_down", body), body)
+        .await
+        .unwrap();
+    assert!(
+        resp.headers().get("retry-after").is_some(),
+        "503 carries Retry-After"
+    );
+    expect_error(resp, 503, "queue_unavailable").await;
+    let edge_log = read_log(&stack.log("edge"));
+    assert!(
+        !edge_log.contains(&std_src.secret),
+        "secret leaked into the edge log"
+    );
+}
