@@ -155,7 +155,7 @@ mod tests {
                 .into_iter()
                 .collect();
             let ok = scheme
-                .verify(&headers, body, &[secret.clone()], 1_000, 300)
+                .verify(&headers, body, std::slice::from_ref(&secret), 1_000, 300)
                 .unwrap();
             assert_eq!(ok.idempotency_key.as_deref(), Some("id-1"));
             assert_eq!(

@@ -1,0 +1,93 @@
+# Sluice. Two commands for a new user:
+#   make dev    run the whole pipeline locally (installs what it needs)
+#   make test   run every test (installs what it needs)
+# Everything the targets use is installed here: rust wasm target, worker-build, the
+# wasm-bindgen-cli matching Cargo.lock, npm packages (wrangler, binaryen), a Python venv
+# with moto. See ../shared/TOOLCHAIN.md for why each piece is pinned.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO_HOME ?= $(HOME)/.cargo
+CARGO_BIN := $(CARGO_HOME)/bin
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+WORKER_BUILD_VERSION := 0.8.7
+# wasm-bindgen-cli must equal the wasm-bindgen crate in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3; exit}' Cargo.lock)
+PYTHON ?= python3
+
+# worker-build would download these from GitHub; point it at local copies instead.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+export WRANGLER_SEND_METRICS := false
+export WRANGLER_HIDE_BANNER := true
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help dev test tools rust-tools node-tools python-tools edge build lint unit e2e clean
+
+help:
+	@echo "make dev    run the whole pipeline locally (edge :8787, moto :4566, consumer, demo destination)"
+	@echo "make test   run every test: lint, unit, consumer against moto, end to end"
+	@echo "make edge   build the Worker (edge/build)"
+
+## ---- tools ----------------------------------------------------------------
+
+tools: rust-tools node-tools python-tools
+
+rust-tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+	@if ! $(CARGO_BIN)/worker-build --version 2>/dev/null | grep -q "$(WORKER_BUILD_VERSION)"; then \
+		echo "installing worker-build $(WORKER_BUILD_VERSION) (a few minutes, once)"; \
+		cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked; fi
+	@# Not --locked: its lockfile pins a webpki-roots version the registry no longer serves.
+	@if ! $(CARGO_BIN)/wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)"; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes, once)"; \
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
+
+node-tools: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+python-tools: .venv/.installed
+.venv/.installed: infra/requirements.txt
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@touch $@
+
+## ---- build ----------------------------------------------------------------
+
+# The Worker: wasm32 release build, wasm-bindgen, wasm-opt, esbuild shim -> edge/build/.
+edge: rust-tools node-tools
+	cd edge && worker-build --release
+	@printf 'edge wasm: %s bytes, %s bytes gzip -9\n' \
+		"$$(wc -c < edge/build/index_bg.wasm)" "$$(gzip -9c edge/build/index_bg.wasm | wc -c)"
+
+# Native binaries the local stack runs (local poller, CLI, sluice-dev).
+build:
+	cargo build --workspace --bins
+
+## ---- run ------------------------------------------------------------------
+
+dev: tools edge build
+	target/debug/sluice-dev
+
+## ---- test -----------------------------------------------------------------
+
+lint: rust-tools
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p sluice-edge --target wasm32-unknown-unknown -- -D warnings
+	cargo check -p sluice-protocol --target wasm32-unknown-unknown
+
+test: tools lint edge build
+	cargo test --workspace --exclude sluice-edge
+
+clean:
+	rm -rf edge/build .dev
