@@ -49,8 +49,8 @@ fn from_stack(args: &SendArgs) -> anyhow::Result<Option<Target>> {
     let Ok(text) = std::fs::read_to_string(&args.stack) else {
         return Ok(None);
     };
-    let stack: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", args.stack.display()))?;
+    let stack: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", args.stack.display()))?;
     let Some(source) = stack["sources"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == args.source.as_str()))
@@ -59,11 +59,17 @@ fn from_stack(args: &SendArgs) -> anyhow::Result<Option<Target>> {
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
             .unwrap_or_default();
-        bail!("no source `{}` in {} (have: {})", args.source, args.stack.display(), names.join(", "));
+        bail!(
+            "no source `{}` in {} (have: {})",
+            args.source,
+            args.stack.display(),
+            names.join(", ")
+        );
     };
     Ok(Some(Target {
         url: stack["edge_url"].as_str().unwrap_or_default().to_string(),
-        scheme: serde_json::from_value(source["scheme"].clone()).context("stack file: bad scheme")?,
+        scheme: serde_json::from_value(source["scheme"].clone())
+            .context("stack file: bad scheme")?,
         secret: source["secret"].as_str().unwrap_or_default().to_string(),
     }))
 }
@@ -89,9 +95,14 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("the secret is not usable for {scheme}: {e}"))?;
 
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-    let id = args.id.clone().unwrap_or_else(|| format!("msg_cli_{}_{}", now, std::process::id()));
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("msg_cli_{}_{}", now, std::process::id()));
     let body = match &args.file {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
         None => serde_json::json!({"type": "sluice.test", "id": id, "sent_at": now})
             .to_string()
             .into_bytes(),

@@ -2,7 +2,7 @@
 //!
 //! moto (AWS), the Worker under `wrangler dev`, the consumer (`sluice-local-poller`), and a
 //! demo destination that appends each delivery as one JSON line to `.dev/deliveries.jsonl`.
-//! Writes `.dev/stack.json` describing all of it. Ctrl-C stops every process it started.
+//! Writes `.dev/stack.json` describing all of it. Ctrl-C (or SIGTERM) stops every process it started.
 
 use clap::Parser;
 use sluice_e2e::{paths, Destination, Stack, StackOptions};
@@ -25,7 +25,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let dir = if args.dir.is_absolute() { args.dir.clone() } else { paths::root().join(&args.dir) };
+    let dir = if args.dir.is_absolute() {
+        args.dir.clone()
+    } else {
+        paths::root().join(&args.dir)
+    };
     std::fs::create_dir_all(&dir)?;
     let deliveries = dir.join("deliveries.jsonl");
     let destination = Destination::start(Some(deliveries.clone())).await?;
@@ -42,13 +46,20 @@ async fn main() -> anyhow::Result<()> {
         poller: true,
         destination_secret: sluice_e2e::stack::dev_secret(Scheme::StandardWebhooks),
     };
-    println!("starting moto, wrangler dev and the consumer (logs in {}) ...", dir.display());
+    println!(
+        "starting moto, wrangler dev and the consumer (logs in {}) ...",
+        dir.display()
+    );
     let stack = Stack::start(options).await?;
 
     println!();
     println!("Sluice is running.");
     println!("  edge:          {}", stack.edge_url);
-    println!("  AWS (moto):    {}  region {}", stack.aws_endpoint, sluice_e2e::stack::REGION);
+    println!(
+        "  AWS (moto):    {}  region {}",
+        stack.aws_endpoint,
+        sluice_e2e::stack::REGION
+    );
     println!("  queue:         {}", stack.queue_url);
     println!("  dead letters:  {}", stack.dlq_url);
     println!("  deliveries:    tail -f {}", deliveries.display());
@@ -56,15 +67,28 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("Sources (dev secrets, valid for this run only):");
     for s in &stack.sources {
-        println!("  {:<10} {:<18} {}  secret {}", s.name, s.scheme.as_str(), format_args!("{}/hooks/{}", stack.edge_url, s.name), s.secret);
+        println!(
+            "  {:<10} {:<18} {}  secret {}",
+            s.name,
+            s.scheme.as_str(),
+            format_args!("{}/hooks/{}", stack.edge_url, s.name),
+            s.secret
+        );
     }
     println!();
     println!("Send a signed test webhook:");
-    println!("  target/debug/sluice send standard --stack {}", dir.join("stack.json").display());
+    println!(
+        "  target/debug/sluice send standard --stack {}",
+        dir.join("stack.json").display()
+    );
     println!();
     println!("Ctrl-C stops everything.");
 
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {},
+    }
     println!("stopping ...");
     drop(stack);
     Ok(())
