@@ -7,6 +7,7 @@
 //! with a deadline, never a bare sleep.
 
 pub mod destination;
+pub mod moto;
 pub mod paths;
 pub mod process;
 pub mod stack;

@@ -1,5 +1,6 @@
 //! Starts and stops a whole local Sluice pipeline.
 
+use crate::moto::Moto;
 use crate::paths;
 use crate::process::Managed;
 use crate::template::{self, QueueSettings};
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const REGION: &str = "us-east-1";
+pub use crate::moto::REGION;
 const STARTUP: Duration = Duration::from_secs(90);
 
 /// A source the stack declares, with its dev secret.
@@ -120,23 +121,9 @@ pub struct Stack {
     sources_json: String,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
-    moto: Option<Managed>,
+    moto: Option<Moto>,
     edge: Option<Managed>,
     poller: Option<Managed>,
-}
-
-fn sdk_config(endpoint: &str) -> impl std::future::Future<Output = aws_config::SdkConfig> + '_ {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "sluice-local",
-        ))
-        .load()
 }
 
 async fn http_ok(url: &str) -> Option<()> {
@@ -148,7 +135,6 @@ async fn http_ok(url: &str) -> Option<()> {
 
 impl Stack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
-        let root = paths::root();
         std::fs::create_dir_all(&options.dir)?;
         let dir = options.dir.canonicalize()?;
         let mut settings = template::load()?;
@@ -157,18 +143,9 @@ impl Stack {
         }
 
         // moto: SQS, S3, DynamoDB, CloudWatch on one port.
-        let moto_port = match options.moto_port {
-            Some(p) => p,
-            None => free_port()?,
-        };
-        let aws_endpoint = format!("http://127.0.0.1:{moto_port}");
-        let mut cmd = Command::new(root.join(".venv/bin/moto_server"));
-        cmd.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
-        let moto = Managed::spawn("moto", cmd, &dir.join("moto.log"))?;
-        let probe = format!("{aws_endpoint}/moto-api/");
-        until("moto to answer", STARTUP, || http_ok(&probe)).await?;
-
-        let sdk = sdk_config(&aws_endpoint).await;
+        let moto = Moto::start(options.moto_port, &dir.join("moto.log")).await?;
+        let aws_endpoint = moto.endpoint.clone();
+        let sdk = moto.sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(
@@ -354,10 +331,11 @@ impl Stack {
 
     /// Whether every started process is still running.
     pub fn processes_running(&mut self) -> bool {
-        [&mut self.moto, &mut self.edge, &mut self.poller]
-            .into_iter()
-            .flatten()
-            .all(|p| p.is_running())
+        self.moto.as_mut().is_some_and(|m| m.is_running())
+            && [&mut self.edge, &mut self.poller]
+                .into_iter()
+                .flatten()
+                .all(|p| p.is_running())
     }
 
     pub fn source(&self, name: &str) -> &DemoSource {
@@ -499,7 +477,8 @@ async fn create_queues(
     Ok((queue.queue_url.context("no queue url")?, dlq_url))
 }
 
-async fn create_table(
+/// Creates the idempotency table with the template's key.
+pub async fn create_table(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     key: &str,
