@@ -1,10 +1,13 @@
 //! The edge's configuration, read from the Worker environment.
 //!
 //! Vars (`wrangler.toml`): `SLUICE_SOURCES` (JSON, see `sluice_protocol::source`),
-//! `SQS_QUEUE_URL`, `AWS_REGION`, optional `SQS_ENDPOINT`. Secrets (`wrangler secret put`):
+//! `SQS_QUEUE_URL`, `AWS_REGION`, `PAYLOAD_BUCKET`, optional `SQS_ENDPOINT`, `S3_ENDPOINT`,
+//! `INLINE_THRESHOLD_BYTES`. Secrets (`wrangler secret put`):
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`, and one
 //! `SLUICE_SECRET_<SOURCE>` per source. Errors are logged by name, never by value.
 
+use crate::aws::AwsAuth;
+use sluice_protocol::claim_check::DEFAULT_INLINE_THRESHOLD;
 use sluice_protocol::{IngestError, Secret, SourceConfig, SourcesConfig};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -57,14 +60,30 @@ pub fn source_secrets(env: &Env, source: &SourceConfig) -> Result<Vec<Secret>, I
     })
 }
 
-/// Where and how to reach SQS.
+/// Where to reach SQS.
 pub struct QueueConfig {
     pub queue_url: String,
     pub endpoint: String,
+}
+
+/// Where claim-checked bodies go, and from what size.
+pub struct PayloadConfig {
+    /// `None` when no bucket is configured: large bodies are then refused with 413.
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
     pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    pub inline_threshold: usize,
+}
+
+impl PayloadConfig {
+    /// The object's URL: path-style on a custom endpoint (local stack), virtual-hosted on AWS.
+    pub fn object_url(&self, key: &str) -> String {
+        let bucket = self.bucket.as_deref().unwrap_or_default();
+        match &self.endpoint {
+            Some(ep) => format!("{}/{bucket}/{key}", ep.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{}.amazonaws.com/{key}", self.region),
+        }
+    }
 }
 
 fn required(env: &Env, name: &str, secret: bool) -> Result<String, IngestError> {
@@ -79,19 +98,17 @@ fn required(env: &Env, name: &str, secret: bool) -> Result<String, IngestError> 
     })
 }
 
-/// The SQS configuration; any missing piece is an edge misconfiguration (500).
-pub fn queue(env: &Env) -> Result<QueueConfig, IngestError> {
-    let region = required(env, "AWS_REGION", false)?;
-    let endpoint = env
-        .var("SQS_ENDPOINT")
+fn optional(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
         .map(|v| v.to_string())
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| format!("https://sqs.{region}.amazonaws.com"));
-    Ok(QueueConfig {
-        queue_url: required(env, "SQS_QUEUE_URL", false)?,
-        endpoint,
-        region,
+}
+
+/// Credentials and region; any missing piece is an edge misconfiguration (500).
+pub fn auth(env: &Env) -> Result<AwsAuth, IngestError> {
+    Ok(AwsAuth {
+        region: required(env, "AWS_REGION", false)?,
         access_key_id: required(env, "AWS_ACCESS_KEY_ID", true)?,
         secret_access_key: required(env, "AWS_SECRET_ACCESS_KEY", true)?,
         session_token: env
@@ -99,5 +116,38 @@ pub fn queue(env: &Env) -> Result<QueueConfig, IngestError> {
             .map(|v| v.to_string())
             .ok()
             .filter(|v| !v.is_empty()),
+    })
+}
+
+/// The SQS configuration.
+pub fn queue(env: &Env, auth: &AwsAuth) -> Result<QueueConfig, IngestError> {
+    Ok(QueueConfig {
+        queue_url: required(env, "SQS_QUEUE_URL", false)?,
+        endpoint: optional(env, "SQS_ENDPOINT")
+            .unwrap_or_else(|| format!("https://sqs.{}.amazonaws.com", auth.region)),
+    })
+}
+
+/// The claim-check configuration: `PAYLOAD_BUCKET`, optional `S3_ENDPOINT` and
+/// `INLINE_THRESHOLD_BYTES`.
+pub fn payload(env: &Env, auth: &AwsAuth) -> Result<PayloadConfig, IngestError> {
+    let inline_threshold = match optional(env, "INLINE_THRESHOLD_BYTES") {
+        None => DEFAULT_INLINE_THRESHOLD,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 && n <= DEFAULT_INLINE_THRESHOLD => n,
+            _ => {
+                worker::console_error!(
+                    "config: INLINE_THRESHOLD_BYTES must be 1..={}",
+                    DEFAULT_INLINE_THRESHOLD
+                );
+                return Err(IngestError::EdgeMisconfigured);
+            }
+        },
+    };
+    Ok(PayloadConfig {
+        bucket: optional(env, "PAYLOAD_BUCKET"),
+        endpoint: optional(env, "S3_ENDPOINT"),
+        region: auth.region.clone(),
+        inline_threshold,
     })
 }

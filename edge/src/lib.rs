@@ -6,14 +6,18 @@
 //! `sluice_protocol::ingest`. It must never answer 202 before SQS accepted the message, never
 //! log a secret or a body, and never queue a request that failed verification.
 
+mod aws;
 mod body;
 mod config;
 mod randomness;
 mod reply;
+mod s3;
 mod sqs;
 
+use sha2::{Digest, Sha256};
+use sluice_protocol::claim_check::{object_key, BodyRef};
 use sluice_protocol::ingest::{check_declared_length, prepare, Inbound};
-use sluice_protocol::{HeaderMap, IngestError};
+use sluice_protocol::{Body, HeaderMap, IngestError};
 use worker::{event, Context, Env, Method, Request, Response};
 
 #[event(fetch)]
@@ -96,20 +100,52 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Accept
         },
         &secrets,
     )?;
-    let envelope = prepared.envelope;
+    let mut envelope = prepared.envelope;
     let trace_id = envelope.trace_id.clone().unwrap_or_default();
-    let queue = config::queue(env).map_err(|error| Refusal {
+    let with_trace = |error: IngestError| Refusal {
         error,
         trace_id: Some(trace_id.clone()),
-    })?;
-    sqs::send(&queue, &envelope)
+    };
+    let auth = config::auth(env).map_err(with_trace)?;
+    let queue = config::queue(env, &auth).map_err(with_trace)?;
+    let payload = config::payload(env, &auth).map_err(with_trace)?;
+    if envelope.encode().len() > payload.inline_threshold {
+        // Claim check: the body goes to S3 first, the queue gets the reference.
+        let Some(bucket) = payload.bucket.clone() else {
+            return Err(with_trace(IngestError::PayloadTooLarge {
+                limit: payload.inline_threshold as u64,
+            }));
+        };
+        let key = object_key(&envelope.source, envelope.received_at_ms, &envelope.id);
+        s3::put(
+            &payload,
+            &auth,
+            &key,
+            &body,
+            envelope.content_type.as_deref(),
+            &envelope.id,
+        )
         .await
-        .map_err(|error| Refusal {
-            error,
-            trace_id: Some(trace_id.clone()),
-        })?;
+        .map_err(with_trace)?;
+        envelope.body = Body::S3(BodyRef {
+            bucket,
+            key,
+            size: body.len() as u64,
+            sha256: hex_sha256(&body),
+        });
+    }
+    sqs::send(&queue, &auth, &envelope)
+        .await
+        .map_err(with_trace)?;
     Ok(Accepted {
         event_id: envelope.id,
         trace_id,
     })
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

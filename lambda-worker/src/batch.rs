@@ -11,7 +11,7 @@ use crate::outcome::{Done, Failure};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use sha2::{Digest, Sha256};
-use sluice_protocol::Envelope;
+use sluice_protocol::{Body, Envelope};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
@@ -23,6 +23,7 @@ const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Consumer {
     claims: ClaimStore,
+    s3: aws_sdk_s3::Client,
     deliverer: Deliverer,
     config: ConsumerConfig,
 }
@@ -48,15 +49,25 @@ impl Consumer {
     pub async fn from_env() -> Result<Arc<Self>, StartError> {
         let config = ConsumerConfig::from_env()?;
         let sdk = aws_config::load_from_env().await;
-        Self::new(aws_sdk_dynamodb::Client::new(&sdk), config)
+        // A custom endpoint (the local stack) serves buckets path-style.
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(path_style)
+                .build(),
+        );
+        Self::new(aws_sdk_dynamodb::Client::new(&sdk), s3, config)
     }
 
     pub fn new(
         dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
         config: ConsumerConfig,
     ) -> Result<Arc<Self>, StartError> {
         Ok(Arc::new(Consumer {
             claims: ClaimStore::new(dynamodb, config.table.clone()),
+            s3,
             deliverer: Deliverer::new(config.delivery_timeout, config.destination_secret.clone())?,
             config,
         }))
@@ -152,10 +163,12 @@ impl Consumer {
                 format!("no source `{}` is configured", envelope.source),
             )
         })?;
-        let body = envelope
-            .body
-            .to_bytes()
-            .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?;
+        let body = match &envelope.body {
+            Body::S3(reference) => crate::payload::fetch(&self.s3, reference).await?,
+            inline => inline
+                .to_bytes()
+                .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?,
+        };
         let validation = hex::encode(Sha256::digest(&body));
         let key = envelope.dedup_key();
         let now = now_ms();

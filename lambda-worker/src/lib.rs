@@ -13,6 +13,7 @@ pub mod config;
 pub mod delivery;
 pub mod local_poller;
 pub mod outcome;
+pub mod payload;
 pub mod telemetry;
 
 pub use batch::Consumer;

@@ -48,6 +48,8 @@ pub enum Body {
     Utf8 { data: String },
     /// The body was binary and is stored base64-encoded.
     Base64 { data: String },
+    /// The body was too large for a queue message and is stored in S3 (claim check).
+    S3(crate::claim_check::BodyRef),
 }
 
 impl Body {
@@ -63,9 +65,12 @@ impl Body {
         }
     }
 
-    /// The original bytes.
+    /// The original bytes of an inline body; a claim-checked body must be fetched first.
     pub fn to_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
         match self {
+            Body::S3(_) => Err(EnvelopeError::Malformed(
+                "body is claim-checked in S3; fetch it first".into(),
+            )),
             Body::Utf8 { data } => Ok(data.as_bytes().to_vec()),
             Body::Base64 { data } => B64
                 .decode(data)
@@ -141,6 +146,20 @@ mod tests {
             assert_eq!(back, env);
             assert_eq!(back.body.to_bytes().unwrap(), bytes);
         }
+    }
+
+    #[test]
+    fn claim_checked_bodies_round_trip() {
+        let env = sample(Body::S3(crate::claim_check::BodyRef {
+            bucket: "b".into(),
+            key: "payloads/github/2026/01/01/evt_01".into(),
+            size: 5,
+            sha256: "ab".into(),
+        }));
+        let text = env.encode();
+        assert!(text.contains("\"encoding\":\"s3\""), "{text}");
+        assert_eq!(Envelope::decode(&text).unwrap(), env);
+        assert!(env.body.to_bytes().is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! It must never log, never hold a secret longer than a call, and never put a secret or a
 //! signature into anything it returns.
 
+pub mod claim_check;
 pub mod envelope;
 pub mod event_id;
 pub mod headers;

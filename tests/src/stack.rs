@@ -185,7 +185,7 @@ impl Stack {
                     name: s.name.clone(),
                     scheme: s.scheme,
                     destination: s.destination.clone(),
-                    max_body_bytes: 256 * 1024,
+                    max_body_bytes: sluice_protocol::source::DEFAULT_MAX_BODY_BYTES,
                     tolerance_secs: sluice_protocol::source::DEFAULT_TOLERANCE_SECS,
                     content_types: Vec::new(),
                 })
@@ -243,6 +243,8 @@ impl Stack {
         vars.insert("AWS_REGION".into(), REGION.into());
         vars.insert("SQS_QUEUE_URL".into(), self.queue_url.clone().into());
         vars.insert("SQS_ENDPOINT".into(), self.aws_endpoint.clone().into());
+        vars.insert("PAYLOAD_BUCKET".into(), self.bucket.clone().into());
+        vars.insert("S3_ENDPOINT".into(), self.aws_endpoint.clone().into());
         vars.insert("SLUICE_SOURCES".into(), self.sources_json.clone().into());
         config.insert("vars".into(), toml::Value::Table(vars));
         std::fs::write(self.dir.join("wrangler.toml"), toml::to_string(&config)?)?;
@@ -343,6 +345,16 @@ impl Stack {
             .iter()
             .find(|s| s.name == name)
             .unwrap_or_else(|| panic!("no source {name} in this stack"))
+    }
+
+    /// An S3 client for the stack's moto (path-style).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = crate::moto::sdk_config(&self.aws_endpoint).await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        )
     }
 
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {

@@ -42,6 +42,7 @@ async fn pipeline_delivers_exactly_once() {
             ("retried", Scheme::StandardWebhooks),
             ("flaky", Scheme::Github),
             ("poison", Scheme::StandardWebhooks),
+            ("big", Scheme::Github),
         ],
     );
     dest.set(
@@ -81,6 +82,12 @@ async fn pipeline_delivers_exactly_once() {
     );
 
     accepted(&stack, "flaky", "flaky-1", br#"{"flaky":true}"#).await;
+
+    // 5 MiB of binary through the claim check (S3), delivered byte-identical.
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    accepted(&stack, "big", "big-1", &big).await;
     accepted(&stack, "poison", "msg_poison_1", br#"{"poison":true}"#).await;
 
     // Valid events: delivered once each, body byte-identical, signed for the destination.
@@ -108,6 +115,17 @@ async fn pipeline_delivers_exactly_once() {
             .verify(&headers, &got.body, &[secret], now, 300)
             .unwrap_or_else(|e| panic!("{path}: delivery signature does not verify: {e}"));
     }
+
+    let got = until("the 5 MiB delivery", DEADLINE, || async {
+        dest.successful("/big").into_iter().next()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&consumer_log)));
+    assert!(
+        got.body == big,
+        "5 MiB body must be byte-identical ({} bytes arrived)",
+        got.body.len()
+    );
 
     // Flaky destination: two 503s, then delivered, once.
     until("flaky delivery to succeed", DEADLINE, || async {
@@ -150,6 +168,7 @@ async fn pipeline_delivers_exactly_once() {
     assert_eq!(dest.successful("/standard").len(), 1);
     assert_eq!(dest.successful("/github").len(), 1);
     assert_eq!(dest.successful("/flaky").len(), 1);
+    assert_eq!(dest.successful("/big").len(), 1);
 
     // The consumer logged outcomes without leaking any secret.
     let log = read_log(&consumer_log);

@@ -99,8 +99,8 @@ async fn bad_requests_are_refused_and_never_queued() {
         .unwrap();
     expect_error(resp, 404, "not_found").await;
 
-    // Too large (the stack's sources accept 256 KiB).
-    let big = vec![b'a'; 256 * 1024 + 1];
+    // Too large (the stack's sources accept the default 10 MiB).
+    let big = vec![b'a'; 10 * 1024 * 1024 + 1];
     let resp = stack
         .post("standard", &std_src.sign("msg_5", &big), &big)
         .await
@@ -152,6 +152,54 @@ async fn bad_requests_are_refused_and_never_queued() {
             .and_then(|a| a.string_value()),
         Some("msg_ok")
     );
+
+    // A body too large for a queue message goes to S3 first; the queue gets a reference.
+    let large: Vec<u8> = (0..300 * 1024)
+        .map(|i| b"0123456789abcdef"[i % 16])
+        .collect();
+    let resp = stack
+        .post("github", &gh_src.sign("d-large", &large), &large)
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        202,
+        "{}",
+        read_log(&stack.log("edge"))
+    );
+    let msg = stack
+        .sqs()
+        .receive_message()
+        .queue_url(&stack.queue_url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .pop()
+        .expect("the claim-checked message is queued");
+    let envelope = sluice_protocol::Envelope::decode(msg.body().unwrap_or("")).unwrap();
+    let sluice_protocol::Body::S3(reference) = &envelope.body else {
+        panic!("expected a claim-checked body, got {:?}", envelope.body);
+    };
+    assert_eq!(reference.size, large.len() as u64);
+    assert!(
+        reference.key.starts_with("payloads/github/"),
+        "{}",
+        reference.key
+    );
+    assert!(reference.key.ends_with(&envelope.id));
+    let object = stack
+        .s3()
+        .await
+        .get_object()
+        .bucket(&reference.bucket)
+        .key(&reference.key)
+        .send()
+        .await
+        .expect("the object exists before the reference was queued");
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&stored[..], &large[..], "stored byte-identical");
 
     // AWS down: the edge must not answer 202.
     stack.kill_moto();
