@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use sluice_protocol::signature::{GenericHmac, SchemeOptions};
 use sluice_protocol::Scheme;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,9 +30,16 @@ pub struct SendArgs {
     /// The provider delivery id; a fresh one when omitted (reuse one to simulate a retry).
     #[arg(long)]
     pub id: Option<String>,
-    /// Content-Type of the body.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
+    /// Content-Type of the body (default: JSON; form-encoded for twilio).
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Generic HMAC settings as JSON (scheme `generic`; overrides the stack file).
+    #[arg(long, value_parser = parse_generic)]
+    pub generic: Option<GenericHmac>,
+}
+
+fn parse_generic(s: &str) -> Result<GenericHmac, String> {
+    serde_json::from_str(s).map_err(|e| format!("not a generic HMAC description: {e}"))
 }
 
 fn parse_scheme(s: &str) -> Result<Scheme, String> {
@@ -43,6 +51,7 @@ struct Target {
     url: String,
     scheme: Scheme,
     secret: String,
+    generic: Option<GenericHmac>,
 }
 
 fn from_stack(args: &SendArgs) -> anyhow::Result<Option<Target>> {
@@ -71,6 +80,7 @@ fn from_stack(args: &SendArgs) -> anyhow::Result<Option<Target>> {
         scheme: serde_json::from_value(source["scheme"].clone())
             .context("stack file: bad scheme")?,
         secret: source["secret"].as_str().unwrap_or_default().to_string(),
+        generic: serde_json::from_value(source["generic"].clone()).ok(),
     }))
 }
 
@@ -99,19 +109,40 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         .id
         .clone()
         .unwrap_or_else(|| format!("msg_cli_{}_{}", now, std::process::id()));
+    let generic = args
+        .generic
+        .clone()
+        .or_else(|| stacked.as_ref().and_then(|t| t.generic.clone()));
+    let form = scheme == Scheme::Twilio;
     let body = match &args.file {
         Some(path) => {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
         }
+        None if form => format!("MessageSid=SM{now}&Body=sluice+test&Id={id}").into_bytes(),
         None => serde_json::json!({"type": "sluice.test", "id": id, "sent_at": now})
             .to_string()
             .into_bytes(),
     };
+    let content_type = args.content_type.clone().unwrap_or_else(|| {
+        if form {
+            "application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        }
+        .to_string()
+    });
     let endpoint = format!("{}/hooks/{}", url.trim_end_matches('/'), args.source);
     let mut req = reqwest::Client::new()
         .post(&endpoint)
-        .header("content-type", &args.content_type);
-    for (name, value) in scheme.sign(&secret, &id, now, &body) {
+        .header("content-type", &content_type);
+    let options = SchemeOptions {
+        public_url: Some(&endpoint),
+        generic: generic.as_ref(),
+    };
+    let signed = scheme
+        .sign(&secret, &id, now, &body, &options)
+        .map_err(|e| anyhow::anyhow!("cannot sign for {scheme}: {e}"))?;
+    for (name, value) in signed {
         req = req.header(name, value);
     }
     let resp = req

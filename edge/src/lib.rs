@@ -16,7 +16,7 @@ mod sqs;
 
 use sha2::{Digest, Sha256};
 use sluice_protocol::claim_check::{object_key, BodyRef};
-use sluice_protocol::ingest::{check_declared_length, prepare, Inbound};
+use sluice_protocol::ingest::{check_declared_length, prepare, Inbound, Prepared};
 use sluice_protocol::{Body, HeaderMap, IngestError};
 use worker::{event, Context, Env, Method, Request, Response};
 
@@ -32,7 +32,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     let started = worker::Date::now().as_millis();
     let outcome = ingest(req, &env, source_name).await;
     match outcome {
-        Ok(accepted) => reply::accepted(&accepted.event_id, &accepted.trace_id),
+        Ok(Outcome::Accepted(accepted)) => reply::accepted(&accepted.event_id, &accepted.trace_id),
+        Ok(Outcome::Answered(body)) => reply::answer(body),
         Err(Refusal { error, trace_id }) => {
             if error.status() >= 500 {
                 worker::console_error!(
@@ -67,7 +68,15 @@ impl From<IngestError> for Refusal {
     }
 }
 
-async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Accepted, Refusal> {
+/// What the edge answers a verified request with.
+enum Outcome {
+    /// Queued: 202 with the event id.
+    Accepted(Accepted),
+    /// A provider handshake answered directly (200), nothing queued.
+    Answered(String),
+}
+
+async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcome, Refusal> {
     if req.method() != Method::Post {
         return Err(IngestError::MethodNotAllowed.into());
     }
@@ -87,6 +96,7 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Accept
     let secrets = config::source_secrets(env, source)?;
     let body = body::read_capped(&mut req, source.max_body_bytes).await?;
     let headers: HeaderMap = req.headers().entries().collect();
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
 
     let now_ms = worker::Date::now().as_millis();
     let prepared = prepare(
@@ -97,10 +107,14 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Accept
             now_ms,
             event_id: randomness::event_id(now_ms),
             fallback_trace_id: randomness::trace_id(),
+            query: query.as_deref(),
         },
         &secrets,
     )?;
-    let mut envelope = prepared.envelope;
+    let mut envelope = match prepared {
+        Prepared::Queue(envelope) => *envelope,
+        Prepared::Answer(body) => return Ok(Outcome::Answered(body)),
+    };
     let trace_id = envelope.trace_id.clone().unwrap_or_default();
     let with_trace = |error: IngestError| Refusal {
         error,
@@ -137,10 +151,10 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Accept
     sqs::send(&queue, &auth, &envelope)
         .await
         .map_err(with_trace)?;
-    Ok(Accepted {
+    Ok(Outcome::Accepted(Accepted {
         event_id: envelope.id,
         trace_id,
-    })
+    }))
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

@@ -36,6 +36,11 @@ pub fn refused(error: &IngestError, trace_id: Option<&str>) -> worker::Result<Re
     Ok(resp)
 }
 
+/// A provider handshake answered directly (Slack `url_verification`).
+pub fn answer(body: String) -> worker::Result<Response> {
+    json(200, body)
+}
+
 /// `GET /healthz`: answers without touching AWS.
 pub fn healthy() -> worker::Result<Response> {
     json(200, "{\"status\":\"ok\"}".to_string())

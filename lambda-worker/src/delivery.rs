@@ -53,7 +53,10 @@ impl Deliverer {
         }
         match &self.secret {
             Some(secret) => {
-                for (name, value) in Scheme::StandardWebhooks.sign(secret, &key, now_secs, &body) {
+                let headers = Scheme::StandardWebhooks
+                    .sign(secret, &key, now_secs, &body, &Default::default())
+                    .unwrap_or_default();
+                for (name, value) in headers {
                     req = req.header(name, value);
                 }
             }

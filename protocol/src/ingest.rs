@@ -7,7 +7,7 @@
 use crate::envelope::{Body, Envelope, ENVELOPE_VERSION};
 use crate::headers::{forwarded, HeaderMap};
 use crate::ingest_error::IngestError;
-use crate::signature::Secret;
+use crate::signature::{Scheme, Secret, SignedRequest};
 use crate::source::SourceConfig;
 
 /// One inbound request, already routed to its source.
@@ -23,12 +23,18 @@ pub struct Inbound<'a> {
     pub event_id: String,
     /// A trace id to use when the request carries no `traceparent`.
     pub fallback_trace_id: String,
+    /// The request URL's query string (without `?`), if any: Twilio signs it.
+    pub query: Option<&'a str>,
 }
 
-/// An accepted request, ready to queue.
+/// What to do with a verified request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepared {
-    pub envelope: Envelope,
+pub enum Prepared {
+    /// Queue this envelope, then answer 202.
+    Queue(Box<Envelope>),
+    /// A provider handshake (Slack's `url_verification`): answer 200 with this JSON body and
+    /// queue nothing.
+    Answer(String),
 }
 
 /// Checks a request's declared size before the body is read: refuse early and cheaply.
@@ -57,31 +63,58 @@ pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, Ing
         return Err(IngestError::UnsupportedContentType);
     }
     let now_secs = i64::try_from(inbound.now_ms / 1000).unwrap_or(i64::MAX);
+    let mut options = source.scheme_options();
+    let signed_url;
+    if let (Scheme::Twilio, Some(base)) = (source.scheme, options.public_url) {
+        signed_url = public_request_url(base, inbound.query);
+        options.public_url = Some(&signed_url);
+    }
     let verified = source.scheme.verify(
-        inbound.headers,
-        inbound.body,
+        &SignedRequest {
+            headers: inbound.headers,
+            body: inbound.body,
+            now_secs,
+            tolerance_secs: source.tolerance_secs,
+        },
         secrets,
-        now_secs,
-        source.tolerance_secs,
+        &options,
     )?;
+    if let Some(challenge) = verified.challenge {
+        return Ok(Prepared::Answer(
+            serde_json::json!({ "challenge": challenge }).to_string(),
+        ));
+    }
+    // Checked after the signature: an unverified caller learns nothing about the body rules.
+    if source.require_json && serde_json::from_slice::<serde::de::IgnoredAny>(inbound.body).is_err()
+    {
+        return Err(IngestError::InvalidJson);
+    }
     let trace_id = inbound
         .headers
         .get("traceparent")
         .and_then(trace_id_from_traceparent)
         .unwrap_or(inbound.fallback_trace_id);
-    Ok(Prepared {
-        envelope: Envelope {
-            v: ENVELOPE_VERSION,
-            id: inbound.event_id,
-            source: source.name.clone(),
-            idempotency_key: verified.idempotency_key,
-            received_at_ms: inbound.now_ms,
-            content_type: content_type.map(str::to_string),
-            trace_id: Some(trace_id),
-            headers: forwarded(inbound.headers),
-            body: Body::from_bytes(inbound.body),
-        },
-    })
+    Ok(Prepared::Queue(Box::new(Envelope {
+        v: ENVELOPE_VERSION,
+        id: inbound.event_id,
+        source: source.name.clone(),
+        idempotency_key: verified.idempotency_key,
+        received_at_ms: inbound.now_ms,
+        content_type: content_type.map(str::to_string),
+        trace_id: Some(trace_id),
+        headers: forwarded(inbound.headers),
+        body: Body::from_bytes(inbound.body),
+    })))
+}
+
+/// The URL the provider called, as it saw it: the configured public URL's origin and path
+/// with the request's own query string.
+pub fn public_request_url(public_url: &str, query: Option<&str>) -> String {
+    let base = public_url.split(['?', '#']).next().unwrap_or(public_url);
+    match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{base}?{q}"),
+        None => base.to_string(),
+    }
 }
 
 /// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
@@ -102,7 +135,7 @@ pub fn trace_id_from_traceparent(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::{Scheme, SignatureError};
+    use crate::signature::SignatureError;
     use crate::source::SourcesConfig;
 
     fn source() -> SourceConfig {
@@ -121,7 +154,8 @@ mod tests {
 
     fn signed(body: &[u8], now: i64) -> HeaderMap {
         let mut h: HeaderMap = Scheme::StandardWebhooks
-            .sign(&secret(), "msg_1", now, body)
+            .sign(&secret(), "msg_1", now, body, &Default::default())
+            .unwrap()
             .into_iter()
             .collect();
         h.insert("Content-Type", "application/json");
@@ -141,6 +175,7 @@ mod tests {
             now_ms: 1_700_000_000_000,
             event_id: "evt_1".into(),
             fallback_trace_id: "f".repeat(32),
+            query: None,
         }
     }
 
@@ -149,9 +184,10 @@ mod tests {
         let src = source();
         let body = br#"{"a":1}"#;
         let headers = signed(body, 1_700_000_000);
-        let env = prepare(inbound(&src, &headers, body), &[secret()])
-            .unwrap()
-            .envelope;
+        let Prepared::Queue(env) = prepare(inbound(&src, &headers, body), &[secret()]).unwrap()
+        else {
+            panic!("expected an envelope");
+        };
         assert_eq!(env.source, "std");
         assert_eq!(env.idempotency_key.as_deref(), Some("msg_1"));
         assert_eq!(env.body.to_bytes().unwrap(), body);
@@ -198,9 +234,29 @@ mod tests {
             prepare(inbound(&src, &headers, body), &[]),
             Err(IngestError::Signature(SignatureError::NoSecret))
         );
+        let mut json_src = src.clone();
+        json_src.require_json = true;
+        let not_json = b"{\"a\":";
+        let h = signed(not_json, 1_700_000_000);
+        assert_eq!(
+            prepare(inbound(&json_src, &h, not_json), &[secret()]),
+            Err(IngestError::InvalidJson)
+        );
         assert!(check_declared_length(&src, Some(65)).is_err());
         assert!(check_declared_length(&src, Some(64)).is_ok());
         assert!(check_declared_length(&src, None).is_ok());
+    }
+
+    #[test]
+    fn public_request_url_takes_the_request_query() {
+        assert_eq!(
+            public_request_url("https://h.example/hooks/t", None),
+            "https://h.example/hooks/t"
+        );
+        assert_eq!(
+            public_request_url("https://h.example/hooks/t?old=1", Some("bodySHA256=ab")),
+            "https://h.example/hooks/t?bodySHA256=ab"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum IngestError {
     PayloadTooLarge { limit: u64 },
     #[error("content type not accepted by this source")]
     UnsupportedContentType,
+    #[error("body is not well-formed JSON")]
+    InvalidJson,
     #[error("{0}")]
     Signature(#[from] SignatureError),
     #[error("source is misconfigured; the operator has been told")]
@@ -38,7 +40,10 @@ impl IngestError {
             IngestError::PayloadTooLarge { .. } => 413,
             IngestError::UnsupportedContentType => 415,
             IngestError::Signature(SignatureError::MalformedHeader(_)) => 400,
-            IngestError::Signature(SignatureError::NoSecret) => 500,
+            IngestError::InvalidJson => 400,
+            IngestError::Signature(SignatureError::NoSecret | SignatureError::NotConfigured(_)) => {
+                500
+            }
             IngestError::Signature(_) => 401,
             IngestError::SourceMisconfigured | IngestError::EdgeMisconfigured => 500,
             IngestError::QueueUnavailable => 503,
@@ -59,7 +64,10 @@ impl IngestError {
             IngestError::Signature(SignatureError::TimestampOutOfTolerance) => {
                 "timestamp_out_of_tolerance"
             }
-            IngestError::Signature(SignatureError::NoSecret) => "source_misconfigured",
+            IngestError::InvalidJson => "invalid_json",
+            IngestError::Signature(SignatureError::NoSecret | SignatureError::NotConfigured(_)) => {
+                "source_misconfigured"
+            }
             IngestError::SourceMisconfigured => "source_misconfigured",
             IngestError::EdgeMisconfigured => "edge_misconfigured",
             IngestError::QueueUnavailable => "queue_unavailable",
@@ -73,7 +81,7 @@ impl IngestError {
             IngestError::Signature(SignatureError::Mismatch) => {
                 "signature verification failed".to_string()
             }
-            IngestError::Signature(SignatureError::NoSecret) => {
+            IngestError::Signature(SignatureError::NoSecret | SignatureError::NotConfigured(_)) => {
                 IngestError::SourceMisconfigured.to_string()
             }
             other => other.to_string(),
@@ -123,6 +131,12 @@ mod tests {
             ),
             (SignatureError::NoSecret.into(), 500, "source_misconfigured"),
             (IngestError::QueueUnavailable, 503, "queue_unavailable"),
+            (IngestError::InvalidJson, 400, "invalid_json"),
+            (
+                SignatureError::NotConfigured("public_url").into(),
+                500,
+                "source_misconfigured",
+            ),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status(), status, "{err:?}");

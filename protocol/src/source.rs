@@ -5,7 +5,7 @@
 //! `.dev.vars` locally) under the name [`SourceConfig::secret_var`]. A config error names the
 //! source and the field at fault.
 
-use crate::signature::Scheme;
+use crate::signature::{GenericHmac, Scheme, SchemeOptions};
 use serde::{Deserialize, Serialize};
 
 /// Default largest body a source accepts.
@@ -32,6 +32,15 @@ pub struct SourceConfig {
     /// Allowed media types (`application/json`, …); empty means any.
     #[serde(default)]
     pub content_types: Vec<String>,
+    /// Refuse bodies that are not well-formed JSON (400 `invalid_json`).
+    #[serde(default)]
+    pub require_json: bool,
+    /// Twilio: the exact public URL the provider posts to (custom domain, path, query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Generic HMAC settings (scheme `generic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericHmac>,
 }
 
 fn default_max_body() -> u64 {
@@ -47,6 +56,14 @@ impl SourceConfig {
     /// signing secrets: `SLUICE_SECRET_` and the upper-cased name, `-` as `_`.
     pub fn secret_var(&self) -> String {
         secret_var(&self.name)
+    }
+
+    /// The scheme settings this source provides.
+    pub fn scheme_options(&self) -> SchemeOptions<'_> {
+        SchemeOptions {
+            public_url: self.public_url.as_deref(),
+            generic: self.generic.as_ref(),
+        }
     }
 
     /// Whether `content_type` (a `Content-Type` header value, parameters allowed) is allowed.
@@ -145,6 +162,26 @@ impl SourcesConfig {
             if s.scheme.has_timestamp() && s.tolerance_secs == 0 {
                 return Err(bad("tolerance_secs", "must be greater than 0"));
             }
+            match s.scheme {
+                Scheme::Twilio => match s.public_url.as_deref() {
+                    Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+                    _ => {
+                        return Err(bad(
+                            "public_url",
+                            "twilio sources need the full public URL Twilio posts to",
+                        ))
+                    }
+                },
+                Scheme::Generic => match &s.generic {
+                    Some(g) => {
+                        if let Err((field, reason)) = g.validate() {
+                            return Err(bad(field, reason));
+                        }
+                    }
+                    None => return Err(bad("generic", "generic sources need a `generic` object")),
+                },
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -211,6 +248,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ConfigError::Syntax(_)));
+        let err = SourcesConfig::from_json(
+            r#"{"sources":[{"name":"tw","scheme":"twilio","destination":"http://x"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("source `tw`: field `public_url`"),
+            "{err}"
+        );
+        let err = SourcesConfig::from_json(
+            r#"{"sources":[{"name":"g","scheme":"generic","destination":"http://x",
+                "generic":{"header":"x-sig","template":"{timestamp}{body}"}}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("source `g`: field `generic.template`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rand::RngCore;
 use serde::Serialize;
+use sluice_protocol::signature::mac::Algorithm;
+use sluice_protocol::signature::{Encoding, GenericHmac, SchemeOptions};
 use sluice_protocol::{Scheme, SourceConfig, SourcesConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,14 +24,75 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use crate::moto::REGION;
 const STARTUP: Duration = Duration::from_secs(90);
 
-/// A source the stack declares, with its dev secret.
+/// A source to declare.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    pub scheme: Scheme,
+    /// Standard Webhooks only: asymmetric `v1a` (ed25519) instead of HMAC `v1`.
+    pub ed25519: bool,
+}
+
+impl From<(&str, Scheme)> for SourceSpec {
+    fn from((name, scheme): (&str, Scheme)) -> Self {
+        SourceSpec {
+            name: name.to_string(),
+            scheme,
+            ed25519: false,
+        }
+    }
+}
+
+/// One source per scheme, named after it, as `make dev` declares them.
+pub fn every_scheme() -> Vec<SourceSpec> {
+    let mut specs: Vec<SourceSpec> = [
+        ("stripe", Scheme::Stripe),
+        ("github", Scheme::Github),
+        ("shopify", Scheme::Shopify),
+        ("slack", Scheme::Slack),
+        ("twilio", Scheme::Twilio),
+        ("standard", Scheme::StandardWebhooks),
+        ("standard-ed25519", Scheme::StandardWebhooks),
+        ("generic", Scheme::Generic),
+    ]
+    .into_iter()
+    .map(SourceSpec::from)
+    .collect();
+    specs[6].ed25519 = true;
+    specs
+}
+
+/// The generic HMAC settings the demo `generic` source uses.
+pub fn demo_generic() -> GenericHmac {
+    GenericHmac {
+        header: "x-signature".into(),
+        algorithm: Algorithm::Sha256,
+        encoding: Encoding::Hex,
+        prefix: "sha256=".into(),
+        timestamp_header: Some("x-timestamp".into()),
+        id_header: Some("x-event-id".into()),
+        template: "{timestamp}.{body}".into(),
+    }
+}
+
+/// A source the stack declares, with its dev secrets.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSource {
     pub name: String,
     pub scheme: Scheme,
-    /// The signing secret providers use (and the edge verifies with). Dev only.
+    /// What the provider signs with. Dev only.
     pub secret: String,
+    /// The secret being rotated out: the edge still accepts it. Dev only.
+    pub previous_secret: String,
+    /// What the edge holds (`SLUICE_SECRET_<NAME>`): the current and previous secrets (for
+    /// ed25519, the public keys), space-separated.
+    pub verify_secret: String,
     pub destination: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericHmac>,
 }
 
 impl DemoSource {
@@ -40,11 +103,36 @@ impl DemoSource {
 
     /// Headers signed as of `unix_secs`.
     pub fn sign_at(&self, id: &str, unix_secs: i64, body: &[u8]) -> Vec<(String, String)> {
+        self.sign_with(&self.secret, id, unix_secs, body)
+    }
+
+    /// Headers signed with an explicit secret (the previous one, or a wrong one).
+    pub fn sign_with(
+        &self,
+        secret: &str,
+        id: &str,
+        unix_secs: i64,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
         let secret = self
             .scheme
-            .parse_secret(&self.secret)
+            .parse_secret(secret)
             .unwrap_or_else(|e| panic!("dev secret of {} does not parse: {e}", self.name));
-        self.scheme.sign(&secret, id, unix_secs, body)
+        let options = SchemeOptions {
+            public_url: self.public_url.as_deref(),
+            generic: self.generic.as_ref(),
+        };
+        self.scheme
+            .sign(&secret, id, unix_secs, body, &options)
+            .unwrap_or_else(|e| panic!("cannot sign for {}: {e}", self.name))
+    }
+
+    /// The content type this source's provider sends.
+    pub fn content_type(&self) -> &'static str {
+        match self.scheme {
+            Scheme::Twilio => "application/x-www-form-urlencoded",
+            _ => "application/json",
+        }
     }
 }
 
@@ -62,8 +150,15 @@ pub fn dev_secret(scheme: Scheme) -> String {
     rand::rng().fill_bytes(&mut bytes);
     match scheme {
         Scheme::StandardWebhooks => format!("whsec_{}", B64.encode(bytes)),
-        Scheme::Github => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        _ => bytes.iter().map(|b| format!("{b:02x}")).collect(),
     }
+}
+
+/// A fresh ed25519 key pair: (`whsk_` for the provider, `whpk_` for the edge).
+pub fn dev_ed25519_pair() -> (String, String) {
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    sluice_protocol::signature::ed25519_pair(seed)
 }
 
 /// What to start.
@@ -71,8 +166,8 @@ pub fn dev_secret(scheme: Scheme) -> String {
 pub struct StackOptions {
     /// Logs, generated wrangler config, `stack.json`.
     pub dir: PathBuf,
-    /// Sources to declare: (name, scheme). Each delivers to `destination_url/<name>`.
-    pub sources: Vec<(String, Scheme)>,
+    /// Sources to declare. Each delivers to `destination_url/<name>`.
+    pub sources: Vec<SourceSpec>,
     pub destination_url: String,
     /// Fixed ports (for `make dev`); free ports when `None`.
     pub moto_port: Option<u16>,
@@ -95,7 +190,7 @@ impl StackOptions {
         ));
         StackOptions {
             dir,
-            sources: sources.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+            sources: sources.iter().map(|&spec| SourceSpec::from(spec)).collect(),
             destination_url: destination_url.to_string(),
             moto_port: None,
             edge_port: None,
@@ -168,14 +263,38 @@ impl Stack {
                 )
             })?;
 
+        let edge_port = match options.edge_port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let edge_url = format!("http://127.0.0.1:{edge_port}");
         let sources: Vec<DemoSource> = options
             .sources
             .iter()
-            .map(|(name, scheme)| DemoSource {
-                name: name.clone(),
-                scheme: *scheme,
-                secret: dev_secret(*scheme),
-                destination: format!("{}/{}", options.destination_url.trim_end_matches('/'), name),
+            .map(|spec| {
+                let ((secret, current), (previous_secret, previous)) = if spec.ed25519 {
+                    (dev_ed25519_pair(), dev_ed25519_pair())
+                } else {
+                    let (cur, prev) = (dev_secret(spec.scheme), dev_secret(spec.scheme));
+                    ((cur.clone(), cur), (prev.clone(), prev))
+                };
+                let verify_secret = format!("{current} {previous}");
+                let url = format!("{edge_url}/hooks/{}", spec.name);
+                DemoSource {
+                    name: spec.name.clone(),
+                    scheme: spec.scheme,
+                    secret,
+                    previous_secret,
+                    verify_secret,
+                    destination: format!(
+                        "{}/{}",
+                        options.destination_url.trim_end_matches('/'),
+                        spec.name
+                    ),
+                    public_url: (spec.scheme == Scheme::Twilio).then(|| url.clone()),
+                    generic: (spec.scheme == Scheme::Generic).then(demo_generic),
+                    url,
+                }
             })
             .collect();
         let sources_json = SourcesConfig {
@@ -188,6 +307,9 @@ impl Stack {
                     max_body_bytes: sluice_protocol::source::DEFAULT_MAX_BODY_BYTES,
                     tolerance_secs: sluice_protocol::source::DEFAULT_TOLERANCE_SECS,
                     content_types: Vec::new(),
+                    require_json: false,
+                    public_url: s.public_url.clone(),
+                    generic: s.generic.clone(),
                 })
                 .collect(),
         }
@@ -195,7 +317,7 @@ impl Stack {
 
         let mut stack = Stack {
             dir: dir.clone(),
-            edge_url: String::new(),
+            edge_url: edge_url.clone(),
             aws_endpoint,
             queue_url,
             dlq_url,
@@ -211,7 +333,7 @@ impl Stack {
             edge: None,
             poller: None,
         };
-        stack.start_edge(options.edge_port).await?;
+        stack.start_edge(edge_port).await?;
         if options.poller {
             stack.start_poller()?;
         }
@@ -219,7 +341,7 @@ impl Stack {
         Ok(stack)
     }
 
-    async fn start_edge(&mut self, port: Option<u16>) -> anyhow::Result<()> {
+    async fn start_edge(&mut self, port: u16) -> anyhow::Result<()> {
         let root = paths::root();
         let shim = root.join("edge/build/worker/shim.mjs");
         anyhow::ensure!(
@@ -227,10 +349,6 @@ impl Stack {
             "{} is missing: build the edge first (make edge)",
             shim.display()
         );
-        let port = match port {
-            Some(p) => p,
-            None => free_port()?,
-        };
         let top: toml::Table =
             toml::from_str(&std::fs::read_to_string(root.join("wrangler.toml"))?)?;
         let mut config = toml::Table::new();
@@ -254,7 +372,7 @@ impl Stack {
             dev_vars.push_str(&format!(
                 "{}=\"{}\"\n",
                 sluice_protocol::source::secret_var(&s.name),
-                s.secret
+                s.verify_secret
             ));
         }
         std::fs::write(self.dir.join(".dev.vars"), dev_vars)?;
@@ -394,9 +512,14 @@ impl Stack {
         headers: &[(String, String)],
         body: &[u8],
     ) -> anyhow::Result<reqwest::Response> {
+        let content_type = self
+            .sources
+            .iter()
+            .find(|s| s.name == source)
+            .map_or("application/json", DemoSource::content_type);
         let mut req = reqwest::Client::new()
             .post(format!("{}/hooks/{source}", self.edge_url))
-            .header("content-type", "application/json");
+            .header("content-type", content_type);
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -418,13 +541,7 @@ impl Stack {
                 "consumer": self.dir.join("consumer.log"),
                 "moto": self.dir.join("moto.log"),
             },
-            "sources": self.sources.iter().map(|s| serde_json::json!({
-                "name": s.name,
-                "scheme": s.scheme,
-                "secret": s.secret,
-                "url": format!("{}/hooks/{}", self.edge_url, s.name),
-                "destination": s.destination,
-            })).collect::<Vec<_>>(),
+            "sources": self.sources,
         })
     }
 

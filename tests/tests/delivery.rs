@@ -5,6 +5,7 @@
 use sluice_e2e::stack::read_log;
 use sluice_e2e::wait::until;
 use sluice_e2e::{Behaviour, Destination, Stack, StackOptions};
+use sluice_protocol::signature::SignedRequest;
 use sluice_protocol::{HeaderMap, Scheme};
 use std::time::Duration;
 
@@ -112,7 +113,16 @@ async fn pipeline_delivers_exactly_once() {
             .unwrap();
         let now = sluice_e2e::stack::unix_now();
         Scheme::StandardWebhooks
-            .verify(&headers, &got.body, &[secret], now, 300)
+            .verify(
+                &SignedRequest {
+                    headers: &headers,
+                    body: &got.body,
+                    now_secs: now,
+                    tolerance_secs: 300,
+                },
+                &[secret],
+                &Default::default(),
+            )
             .unwrap_or_else(|e| panic!("{path}: delivery signature does not verify: {e}"));
     }
 

@@ -3,29 +3,18 @@
 //! GitHub signs no timestamp, so a captured request can be replayed; Sluice catches replays
 //! by idempotency on `X-GitHub-Delivery` in the consumer instead.
 
-use super::{Secret, SignatureError, Verified};
-use crate::headers::HeaderMap;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use super::mac::{self, Algorithm};
+use super::{Secret, SignatureError, SignedRequest, Verified};
 
 const SIGNATURE: &str = "x-hub-signature-256";
 const DELIVERY: &str = "x-github-delivery";
 
-fn mac(secret: &Secret, body: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = HmacSha256::new_from_slice(secret.key()).unwrap_or_else(|_| unreachable!());
-    mac.update(body);
-    mac
-}
-
 pub(super) fn verify(
-    headers: &HeaderMap,
-    body: &[u8],
+    req: &SignedRequest<'_>,
     secrets: &[Secret],
 ) -> Result<Verified, SignatureError> {
-    let header = headers
+    let header = req
+        .headers
         .get(SIGNATURE)
         .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
     let hex_sig = header
@@ -33,22 +22,26 @@ pub(super) fn verify(
         .strip_prefix("sha256=")
         .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
     let candidate = hex::decode(hex_sig).map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
-    for secret in secrets {
-        // Constant-time comparison.
-        if mac(secret, body).verify_slice(&candidate).is_ok() {
-            return Ok(Verified {
-                idempotency_key: headers
-                    .get(DELIVERY)
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_string),
-            });
-        }
+    let ok = secrets
+        .iter()
+        .filter_map(Secret::hmac_key)
+        .any(|key| mac::verify(Algorithm::Sha256, key, &[req.body], &candidate));
+    if !ok {
+        return Err(SignatureError::Mismatch);
     }
-    Err(SignatureError::Mismatch)
+    Ok(Verified {
+        idempotency_key: req
+            .headers
+            .get(DELIVERY)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        challenge: None,
+    })
 }
 
 pub(super) fn sign(secret: &Secret, id: &str, body: &[u8]) -> Vec<(String, String)> {
-    let sig = hex::encode(mac(secret, body).finalize().into_bytes());
+    let key = secret.hmac_key().unwrap_or_default();
+    let sig = hex::encode(mac::compute(Algorithm::Sha256, key, &[body]));
     vec![
         (SIGNATURE.to_string(), format!("sha256={sig}")),
         (DELIVERY.to_string(), id.to_string()),
@@ -58,14 +51,21 @@ pub(super) fn sign(secret: &Secret, id: &str, body: &[u8]) -> Vec<(String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::headers::HeaderMap;
 
     // The example from GitHub's "Validating webhook deliveries" documentation.
     const SECRET: &str = "It's a Secret to Everybody";
     const BODY: &[u8] = b"Hello, World!";
     const SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
-    fn secrets() -> Vec<Secret> {
-        vec![Secret::raw(SECRET).unwrap()]
+    fn check(h: &HeaderMap, body: &[u8]) -> Result<Verified, SignatureError> {
+        let req = SignedRequest {
+            headers: h,
+            body,
+            now_secs: 0,
+            tolerance_secs: 300,
+        };
+        verify(&req, &[Secret::raw(SECRET).unwrap()])
     }
 
     #[test]
@@ -73,27 +73,26 @@ mod tests {
         let h: HeaderMap = [("X-Hub-Signature-256", SIG), ("X-GitHub-Delivery", "d-1")]
             .into_iter()
             .collect();
-        let ok = verify(&h, BODY, &secrets()).unwrap();
-        assert_eq!(ok.idempotency_key.as_deref(), Some("d-1"));
-        assert_eq!(sign(&secrets()[0], "d-1", BODY)[0].1, SIG);
+        assert_eq!(
+            check(&h, BODY).unwrap().idempotency_key.as_deref(),
+            Some("d-1")
+        );
+        assert_eq!(sign(&Secret::raw(SECRET).unwrap(), "d-1", BODY)[0].1, SIG);
     }
 
     #[test]
     fn tampered_body_fails_and_bad_headers_are_malformed() {
         let h: HeaderMap = [("X-Hub-Signature-256", SIG)].into_iter().collect();
-        assert_eq!(
-            verify(&h, b"Hello, World?", &secrets()),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(check(&h, b"Hello, World?"), Err(SignatureError::Mismatch));
         for bad in ["757107ea", "sha1=abcd", "sha256=zz"] {
             let h: HeaderMap = [("X-Hub-Signature-256", bad)].into_iter().collect();
             assert_eq!(
-                verify(&h, BODY, &secrets()),
+                check(&h, BODY),
                 Err(SignatureError::MalformedHeader(SIGNATURE))
             );
         }
         assert_eq!(
-            verify(&HeaderMap::new(), BODY, &secrets()),
+            check(&HeaderMap::new(), BODY),
             Err(SignatureError::MissingHeader(SIGNATURE))
         );
     }

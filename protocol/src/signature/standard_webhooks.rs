@@ -1,103 +1,111 @@
-//! Standard Webhooks (<https://www.standardwebhooks.com>), symmetric `v1` signatures.
+//! Standard Webhooks (<https://www.standardwebhooks.com>).
 //!
-//! Signed content is `{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256, base64. The
-//! `webhook-signature` header holds one or more space-separated `v1,<base64>` entries (the
-//! sender may sign with several secrets during rotation); any match passes.
+//! Signed content is `{webhook-id}.{webhook-timestamp}.{body}`. The `webhook-signature`
+//! header holds space-separated entries: `v1,<base64 HMAC-SHA256>` for `whsec_` secrets and
+//! `v1a,<base64 ed25519>` for `whpk_` public keys. Any entry matching any configured secret
+//! passes (rotation on either side).
 
-use super::{Secret, SignatureError, Verified};
-use crate::headers::HeaderMap;
+use super::mac::{self, Algorithm};
+use super::{check_timestamp, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 const ID: &str = "webhook-id";
 const TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";
 
-fn mac(secret: &Secret, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = HmacSha256::new_from_slice(secret.key()).unwrap_or_else(|_| unreachable!());
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
 pub(super) fn verify(
-    headers: &HeaderMap,
-    body: &[u8],
+    req: &SignedRequest<'_>,
     secrets: &[Secret],
-    now_secs: i64,
-    tolerance_secs: u64,
 ) -> Result<Verified, SignatureError> {
-    let id = headers.get(ID).ok_or(SignatureError::MissingHeader(ID))?;
-    let timestamp = headers
+    let h = req.headers;
+    let id = h.get(ID).ok_or(SignatureError::MissingHeader(ID))?;
+    let timestamp = h
         .get(TIMESTAMP)
         .ok_or(SignatureError::MissingHeader(TIMESTAMP))?;
-    let signatures = headers
+    let signatures = h
         .get(SIGNATURE)
         .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
     if id.is_empty() {
         return Err(SignatureError::MalformedHeader(ID));
     }
-    let ts: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::MalformedHeader(TIMESTAMP))?;
-    if now_secs.abs_diff(ts) > tolerance_secs {
-        return Err(SignatureError::TimestampOutOfTolerance);
-    }
+    check_timestamp(timestamp, TIMESTAMP, req.now_secs, req.tolerance_secs)?;
+    let timestamp = timestamp.trim();
 
-    let mut candidates = Vec::new();
+    let mut v1 = Vec::new();
+    let mut v1a = Vec::new();
     for entry in signatures.split(' ').filter(|e| !e.is_empty()) {
         let (version, sig) = entry
             .split_once(',')
             .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
-        if version != "v1" {
-            // Other versions (e.g. asymmetric v1a) are not for this verifier; skip them.
-            continue;
-        }
         let bytes = B64
             .decode(sig)
             .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
-        candidates.push(bytes);
+        match version {
+            "v1" => v1.push(bytes),
+            "v1a" => v1a.push(bytes),
+            _ => {} // Unknown versions are for other verifiers.
+        }
     }
-    if candidates.is_empty() {
+    if v1.is_empty() && v1a.is_empty() {
         return Err(SignatureError::MalformedHeader(SIGNATURE));
     }
 
-    for secret in secrets {
-        let expected = mac(secret, id, timestamp.trim(), body);
-        for candidate in &candidates {
-            // Constant-time comparison.
-            if expected.clone().verify_slice(candidate).is_ok() {
-                return Ok(Verified {
-                    idempotency_key: Some(id.to_string()),
-                });
-            }
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", req.body];
+    let ok = secrets.iter().any(|secret| match secret {
+        Secret::Hmac(key) => v1
+            .iter()
+            .any(|candidate| mac::verify(Algorithm::Sha256, key, &parts, candidate)),
+        Secret::Ed25519Public(pk) => {
+            let Ok(key) = VerifyingKey::from_bytes(pk) else {
+                return false;
+            };
+            let message = parts.concat();
+            v1a.iter().any(|candidate| {
+                ed25519_dalek::Signature::from_slice(candidate)
+                    .is_ok_and(|sig| key.verify_strict(&message, &sig).is_ok())
+            })
         }
+        Secret::Ed25519Private(_) => false,
+    });
+    if ok {
+        Ok(Verified {
+            idempotency_key: Some(id.to_string()),
+            challenge: None,
+        })
+    } else {
+        Err(SignatureError::Mismatch)
     }
-    Err(SignatureError::Mismatch)
 }
 
 pub(super) fn sign(secret: &Secret, id: &str, now_secs: i64, body: &[u8]) -> Vec<(String, String)> {
     let timestamp = now_secs.to_string();
-    let sig = B64.encode(mac(secret, id, &timestamp, body).finalize().into_bytes());
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
+    let signature = match secret {
+        Secret::Hmac(key) => format!(
+            "v1,{}",
+            B64.encode(mac::compute(Algorithm::Sha256, key, &parts))
+        ),
+        Secret::Ed25519Private(seed) => {
+            let key = SigningKey::from_bytes(seed);
+            format!("v1a,{}", B64.encode(key.sign(&parts.concat()).to_bytes()))
+        }
+        // A public key cannot sign: emit an entry that never verifies.
+        Secret::Ed25519Public(_) => "v1a,".to_string(),
+    };
     vec![
         (ID.to_string(), id.to_string()),
         (TIMESTAMP.to_string(), timestamp),
-        (SIGNATURE.to_string(), format!("v1,{sig}")),
+        (SIGNATURE.to_string(), signature),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::headers::HeaderMap;
+    use crate::signature::ed25519_pair;
 
     // The test vector published with the Standard Webhooks specification.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -116,72 +124,101 @@ mod tests {
         .collect()
     }
 
+    fn req<'a>(h: &'a HeaderMap, body: &'a [u8], now: i64) -> SignedRequest<'a> {
+        SignedRequest {
+            headers: h,
+            body,
+            now_secs: now,
+            tolerance_secs: 300,
+        }
+    }
+
     fn secrets() -> Vec<Secret> {
         vec![Secret::standard_webhooks(SECRET).unwrap()]
     }
 
     #[test]
-    fn published_vector_verifies() {
-        let ok = verify(&headers(SIG, TS), BODY, &secrets(), TS, 300).unwrap();
+    fn published_vector_verifies_and_is_reproduced() {
+        let h = headers(SIG, TS);
+        let ok = verify(&req(&h, BODY, TS), &secrets()).unwrap();
         assert_eq!(ok.idempotency_key.as_deref(), Some(MSG_ID));
-    }
-
-    #[test]
-    fn sign_reproduces_the_published_vector() {
-        let out = sign(&secrets()[0], MSG_ID, TS, BODY);
-        assert_eq!(out[2].1, SIG);
+        assert_eq!(sign(&secrets()[0], MSG_ID, TS, BODY)[2].1, SIG);
     }
 
     #[test]
     fn any_of_several_signatures_passes() {
-        let sig = format!("v1,Zm9vYmFy v1a,abcd {SIG}");
-        assert!(verify(&headers(&sig, TS), BODY, &secrets(), TS, 300).is_ok());
+        let h = headers(&format!("v1,Zm9vYmFy v1a,Zm9vYmFy {SIG}"), TS);
+        assert!(verify(&req(&h, BODY, TS), &secrets()).is_ok());
     }
 
     #[test]
     fn stale_and_future_timestamps_are_rejected() {
+        let h = headers(SIG, TS);
         for now in [TS + 301, TS - 301] {
             assert_eq!(
-                verify(&headers(SIG, TS), BODY, &secrets(), now, 300),
+                verify(&req(&h, BODY, now), &secrets()),
                 Err(SignatureError::TimestampOutOfTolerance)
             );
         }
-        assert!(verify(&headers(SIG, TS), BODY, &secrets(), TS + 300, 300).is_ok());
+        assert!(verify(&req(&h, BODY, TS + 300), &secrets()).is_ok());
     }
 
     #[test]
     fn tampered_body_and_wrong_secret_fail() {
+        let h = headers(SIG, TS);
         assert_eq!(
-            verify(
-                &headers(SIG, TS),
-                br#"{"test": 2432232315}"#,
-                &secrets(),
-                TS,
-                300
-            ),
+            verify(&req(&h, br#"{"test": 2432232315}"#, TS), &secrets()),
             Err(SignatureError::Mismatch)
         );
         let other = vec![Secret::standard_webhooks("whsec_c2VjcmV0").unwrap()];
         assert_eq!(
-            verify(&headers(SIG, TS), BODY, &other, TS, 300),
+            verify(&req(&h, BODY, TS), &other),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn ed25519_v1a_verifies_with_the_public_key_only() {
+        let (sk, pk) = ed25519_pair([42; 32]);
+        let signer = Secret::standard_webhooks(&sk).unwrap();
+        let verifier = vec![Secret::standard_webhooks(&pk).unwrap()];
+        let h: HeaderMap = sign(&signer, "msg_1", TS, BODY).into_iter().collect();
+        assert!(h.get("webhook-signature").unwrap().starts_with("v1a,"));
+        assert!(verify(&req(&h, BODY, TS), &verifier).is_ok());
+        assert_eq!(
+            verify(&req(&h, b"tampered", TS), &verifier),
+            Err(SignatureError::Mismatch)
+        );
+        let (_, other_pk) = ed25519_pair([43; 32]);
+        let wrong = vec![Secret::standard_webhooks(&other_pk).unwrap()];
+        assert_eq!(
+            verify(&req(&h, BODY, TS), &wrong),
+            Err(SignatureError::Mismatch)
+        );
+        // An HMAC secret never accepts an ed25519 signature, and the reverse.
+        assert_eq!(
+            verify(&req(&h, BODY, TS), &secrets()),
+            Err(SignatureError::Mismatch)
+        );
+        let h = headers(SIG, TS);
+        assert_eq!(
+            verify(&req(&h, BODY, TS), &verifier),
             Err(SignatureError::Mismatch)
         );
     }
 
     #[test]
     fn malformed_and_missing_headers_are_named() {
+        for bad in ["garbage", "v1,***"] {
+            let h = headers(bad, TS);
+            assert_eq!(
+                verify(&req(&h, BODY, TS), &secrets()),
+                Err(SignatureError::MalformedHeader(SIGNATURE))
+            );
+        }
+        let h: HeaderMap = headers(SIG, TS).iter().filter(|(n, _)| *n != ID).collect();
         assert_eq!(
-            verify(&headers("garbage", TS), BODY, &secrets(), TS, 300),
-            Err(SignatureError::MalformedHeader(SIGNATURE))
-        );
-        assert_eq!(
-            verify(&headers("v1,***", TS), BODY, &secrets(), TS, 300),
-            Err(SignatureError::MalformedHeader(SIGNATURE))
-        );
-        let mut h = headers(SIG, TS);
-        h = h.iter().filter(|(n, _)| *n != "webhook-id").collect();
-        assert_eq!(
-            verify(&h, BODY, &secrets(), TS, 300),
+            verify(&req(&h, BODY, TS), &secrets()),
             Err(SignatureError::MissingHeader(ID))
         );
         let h: HeaderMap = [
@@ -192,7 +229,7 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(
-            verify(&h, BODY, &secrets(), TS, 300),
+            verify(&req(&h, BODY, TS), &secrets()),
             Err(SignatureError::MalformedHeader(TIMESTAMP))
         );
     }

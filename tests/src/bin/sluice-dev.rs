@@ -35,10 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let destination = Destination::start(Some(deliveries.clone())).await?;
     let options = StackOptions {
         dir: dir.clone(),
-        sources: vec![
-            ("standard".to_string(), Scheme::StandardWebhooks),
-            ("github".to_string(), Scheme::Github),
-        ],
+        sources: sluice_e2e::stack::every_scheme(),
         destination_url: destination.url.clone(),
         moto_port: Some(args.aws_port),
         edge_port: Some(args.edge_port),
@@ -68,10 +65,10 @@ async fn main() -> anyhow::Result<()> {
     println!("Sources (dev secrets, valid for this run only):");
     for s in &stack.sources {
         println!(
-            "  {:<10} {:<18} {}  secret {}",
+            "  {:<17} {:<18} {:<45} secret {}",
             s.name,
             s.scheme.as_str(),
-            format_args!("{}/hooks/{}", stack.edge_url, s.name),
+            s.url,
             s.secret
         );
     }

@@ -1,0 +1,126 @@
+//! Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…][,v0=…]`, HMAC-SHA256 hex of
+//! `{t}.{body}`. Any `v1` may match (Stripe sends several while a secret is rolled); `v0`
+//! (test-mode legacy) is ignored. The event id is the body's `id`.
+
+use super::mac::{self, Algorithm};
+use super::{check_timestamp, json_string_field, Secret, SignatureError, SignedRequest, Verified};
+
+const SIGNATURE: &str = "stripe-signature";
+
+pub(super) fn verify(
+    req: &SignedRequest<'_>,
+    secrets: &[Secret],
+) -> Result<Verified, SignatureError> {
+    let header = req
+        .headers
+        .get(SIGNATURE)
+        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for item in header.split(',') {
+        let (k, v) = item
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
+        match k {
+            "t" => timestamp = Some(v),
+            "v1" => candidates
+                .push(hex::decode(v).map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?),
+            _ => {}
+        }
+    }
+    let t = timestamp.ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
+    if candidates.is_empty() {
+        return Err(SignatureError::MalformedHeader(SIGNATURE));
+    }
+    check_timestamp(t, SIGNATURE, req.now_secs, req.tolerance_secs)?;
+    let parts: [&[u8]; 3] = [t.as_bytes(), b".", req.body];
+    let ok = secrets.iter().filter_map(Secret::hmac_key).any(|key| {
+        candidates
+            .iter()
+            .any(|c| mac::verify(Algorithm::Sha256, key, &parts, c))
+    });
+    if !ok {
+        return Err(SignatureError::Mismatch);
+    }
+    Ok(Verified {
+        idempotency_key: json_string_field(req.body, "id"),
+        challenge: None,
+    })
+}
+
+pub(super) fn sign(secret: &Secret, now_secs: i64, body: &[u8]) -> Vec<(String, String)> {
+    let t = now_secs.to_string();
+    let key = secret.hmac_key().unwrap_or_default();
+    let sig = hex::encode(mac::compute(
+        Algorithm::Sha256,
+        key,
+        &[t.as_bytes(), b".", body],
+    ));
+    vec![(SIGNATURE.to_string(), format!("t={t},v1={sig}"))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headers::HeaderMap;
+
+    const SECRET: &str = "whsec_test_secret";
+    const BODY: &[u8] = br#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event"}"#;
+
+    fn check(header: &str, body: &[u8], now: i64) -> Result<Verified, SignatureError> {
+        let h: HeaderMap = [("Stripe-Signature", header)].into_iter().collect();
+        let req = SignedRequest {
+            headers: &h,
+            body,
+            now_secs: now,
+            tolerance_secs: 300,
+        };
+        verify(&req, &[Secret::raw(SECRET).unwrap()])
+    }
+
+    #[test]
+    fn signed_header_verifies_and_carries_the_event_id() {
+        let header = &sign(&Secret::raw(SECRET).unwrap(), 1_700_000_000, BODY)[0].1;
+        let ok = check(header, BODY, 1_700_000_000).unwrap();
+        assert_eq!(
+            ok.idempotency_key.as_deref(),
+            Some("evt_1NG8Du2eZvKYlo2CUI79vXWy")
+        );
+    }
+
+    #[test]
+    fn any_v1_passes_and_v0_is_ignored() {
+        let good = &sign(&Secret::raw(SECRET).unwrap(), 100, BODY)[0].1;
+        let v1 = good.split(",v1=").nth(1).unwrap();
+        let header = format!("t=100,v0={v1},v1=00ff,v1={v1}");
+        assert!(check(&header, BODY, 100).is_ok());
+        let only_v0 = format!("t=100,v0={v1}");
+        assert_eq!(
+            check(&only_v0, BODY, 100),
+            Err(SignatureError::MalformedHeader(SIGNATURE))
+        );
+    }
+
+    #[test]
+    fn tolerance_both_directions_and_tampering() {
+        let header = &sign(&Secret::raw(SECRET).unwrap(), 1000, BODY)[0].1;
+        assert_eq!(
+            check(header, BODY, 1301),
+            Err(SignatureError::TimestampOutOfTolerance)
+        );
+        assert_eq!(
+            check(header, BODY, 699),
+            Err(SignatureError::TimestampOutOfTolerance)
+        );
+        assert_eq!(check(header, b"{}", 1000), Err(SignatureError::Mismatch));
+        assert_eq!(
+            check("v1=abcd", BODY, 1000),
+            Err(SignatureError::MalformedHeader(SIGNATURE))
+        );
+        assert_eq!(
+            check("garbage", BODY, 1000),
+            Err(SignatureError::MalformedHeader(SIGNATURE))
+        );
+    }
+}
