@@ -120,7 +120,9 @@ mod tests {
             signed_content(URL, BODY).unwrap(),
             "https://mycompany.com/myapp.php?foo=1&bar=2CallSidCA1234567890ABCDECaller+12349013030Digits1234From+12349013030To+18005551212"
         );
+        // The signature Twilio's documentation (and its RequestValidator) gives for it.
         let sig = &sign(&Secret::raw(TOKEN).unwrap(), "t", URL, BODY)[0].1;
+        assert_eq!(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
         assert!(check(sig, URL, BODY).is_ok());
         // Parameter order on the wire does not matter.
         let reordered = b"To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=%2B12349013030&CallSid=CA1234567890ABCDE";
