@@ -27,12 +27,13 @@ export WRANGLER_HIDE_BANNER := true
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test tools rust-tools node-tools python-tools edge build lint unit e2e clean
+.PHONY: help dev test bench tools rust-tools node-tools python-tools edge build lint unit e2e clean
 
 help:
 	@echo "make dev    run the whole pipeline locally (edge :8787, moto :4566, consumer, demo destination)"
 	@echo "make test   run every test: lint, unit, consumer against moto, end to end"
 	@echo "make edge   build the Worker (edge/build)"
+	@echo "make bench  benchmarks: edge pure path vs HMAC floor, wasm size"
 
 ## ---- tools ----------------------------------------------------------------
 
@@ -88,6 +89,13 @@ lint: rust-tools
 
 test: tools lint edge build
 	cargo test --workspace --exclude sluice-edge
+
+## ---- bench ----------------------------------------------------------------
+
+bench: edge
+	cargo bench -p sluice-protocol --bench ingest -- --noplot
+	@echo
+	@python3 bench/ratios.py target/criterion/edge_pure_path
 
 clean:
 	rm -rf edge/build .dev

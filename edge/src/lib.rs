@@ -123,7 +123,9 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let auth = config::auth(env).map_err(with_trace)?;
     let queue = config::queue(env, &auth).map_err(with_trace)?;
     let payload = config::payload(env, &auth).map_err(with_trace)?;
-    if envelope.encode().len() > payload.inline_threshold {
+    // Encoded once: the size decides inline vs claim check, and the text is what is queued.
+    let mut encoded = envelope.encode();
+    if encoded.len() > payload.inline_threshold {
         // Claim check: the body goes to S3 first, the queue gets the reference.
         let Some(bucket) = payload.bucket.clone() else {
             return Err(with_trace(IngestError::PayloadTooLarge {
@@ -147,8 +149,9 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
             size: body.len() as u64,
             sha256: hex_sha256(&body),
         });
+        encoded = envelope.encode();
     }
-    sqs::send(&queue, &auth, &envelope)
+    sqs::send(&queue, &auth, &envelope, &encoded)
         .await
         .map_err(with_trace)?;
     Ok(Outcome::Accepted(Accepted {

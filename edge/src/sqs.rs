@@ -12,13 +12,14 @@ use worker::Method;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// Queues `envelope`; `Ok` only once SQS acknowledged the message.
+/// Queues `envelope` (already encoded as `encoded`); `Ok` only once SQS acknowledged it.
 pub async fn send(
     queue: &QueueConfig,
     auth: &AwsAuth,
     envelope: &Envelope,
+    encoded: &str,
 ) -> Result<(), IngestError> {
-    let body = request_body(queue, envelope);
+    let body = request_body(queue, envelope, encoded);
     let url = format!("{}/", queue.endpoint.trim_end_matches('/'));
     let result = with_one_retry(|| {
         call(
@@ -47,8 +48,8 @@ pub async fn send(
     })
 }
 
-/// The SendMessage request: the envelope as the body, routing facts as attributes.
-pub fn request_body(queue: &QueueConfig, envelope: &Envelope) -> String {
+/// The SendMessage request: the encoded envelope as the body, routing facts as attributes.
+pub fn request_body(queue: &QueueConfig, envelope: &Envelope, encoded: &str) -> String {
     let mut attributes = serde_json::Map::new();
     let mut attr = |name: &str, value: &str| {
         attributes.insert(
@@ -70,7 +71,7 @@ pub fn request_body(queue: &QueueConfig, envelope: &Envelope) -> String {
     }
     serde_json::json!({
         "QueueUrl": queue.queue_url,
-        "MessageBody": envelope.encode(),
+        "MessageBody": encoded,
         "MessageAttributes": attributes,
     })
     .to_string()

@@ -1,0 +1,93 @@
+//! The edge's pure path (parse headers, verify a Standard Webhooks signature, build and
+//! encode the envelope) against its floor: the bare HMAC-SHA256 of the same body.
+//! `make bench` prints the ratio; the target is at most 1.3x.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sluice_protocol::ingest::{prepare, Inbound, Prepared};
+use sluice_protocol::{HeaderMap, Scheme, SourcesConfig};
+use std::hint::black_box;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const NOW: i64 = 1_700_000_000;
+
+/// A JSON body of `size` bytes, shaped like a real event (ASCII text, some escapes).
+fn body(size: usize) -> Vec<u8> {
+    let mut s = String::from("{\"type\":\"invoice.paid\",\"data\":\"");
+    while s.len() < size - 2 {
+        s.push_str("lorem ipsum dolor sit amet, consectetur adipiscing elit \\\"q\\\" ");
+    }
+    s.truncate(size - 2);
+    s.push_str("\"}");
+    s.into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let sources = SourcesConfig::from_json(
+        r#"{"sources":[{"name":"standard","scheme":"standard-webhooks","destination":"https://example.com/x"}]}"#,
+    )
+    .unwrap();
+    let source = sources.get("standard").unwrap();
+    let secrets = Scheme::StandardWebhooks.parse_secrets(SECRET).unwrap();
+    let key = match Scheme::StandardWebhooks.parse_secret(SECRET).unwrap() {
+        sluice_protocol::Secret::Hmac(k) => k,
+        _ => unreachable!(),
+    };
+
+    let mut group = c.benchmark_group("edge_pure_path");
+    for size in [1024usize, 256 * 1024] {
+        let body = body(size);
+        let signed = Scheme::StandardWebhooks
+            .sign(&secrets[0], "msg_bench", NOW, &body, &Default::default())
+            .unwrap();
+        let raw_headers: Vec<(String, String)> = signed
+            .into_iter()
+            .chain([
+                ("content-type".into(), "application/json".into()),
+                ("user-agent".into(), "Svix-Webhooks/1.0".into()),
+            ])
+            .collect();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("floor_hmac_sha256", size),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+                    mac.update(black_box(body));
+                    black_box(mac.finalize().into_bytes())
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("prepare", size), &body, |b, body| {
+            b.iter(|| {
+                let headers: HeaderMap = raw_headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let prepared = prepare(
+                    Inbound {
+                        source,
+                        headers: &headers,
+                        body: black_box(body),
+                        now_ms: NOW as u64 * 1000,
+                        event_id: "evt_01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+                        fallback_trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+                        query: None,
+                    },
+                    &secrets,
+                )
+                .unwrap();
+                let Prepared::Queue(envelope) = prepared else {
+                    unreachable!()
+                };
+                black_box(envelope.encode())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
