@@ -92,10 +92,14 @@ test: tools lint edge build
 
 ## ---- bench ----------------------------------------------------------------
 
-bench: edge
+bench: tools edge build
 	cargo bench -p sluice-protocol --bench ingest -- --noplot
 	@echo
 	@python3 bench/ratios.py target/criterion/edge_pure_path
+	@echo
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	@echo "edge under wrangler dev, SQS stubbed (wrk, 16 connections, 10 s per size):"
+	target/debug/sluice-edge-load --seconds 10
 
 clean:
 	rm -rf edge/build .dev

@@ -7,9 +7,11 @@
 //! with a deadline, never a bare sleep.
 
 pub mod destination;
+pub mod edge;
 pub mod moto;
 pub mod paths;
 pub mod process;
+pub mod sqs_stub;
 pub mod stack;
 pub mod template;
 pub mod wait;

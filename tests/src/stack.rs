@@ -4,7 +4,7 @@ use crate::moto::Moto;
 use crate::paths;
 use crate::process::Managed;
 use crate::template::{self, QueueSettings};
-use crate::wait::{free_port, until};
+use crate::wait::free_port;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -19,10 +19,9 @@ use sluice_protocol::signature::{Encoding, GenericHmac, SchemeOptions};
 use sluice_protocol::{Scheme, SourceConfig, SourcesConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::moto::REGION;
-const STARTUP: Duration = Duration::from_secs(90);
 
 /// A source to declare.
 #[derive(Debug, Clone)]
@@ -221,13 +220,6 @@ pub struct Stack {
     poller: Option<Managed>,
 }
 
-async fn http_ok(url: &str) -> Option<()> {
-    match reqwest::get(url).await {
-        Ok(r) if r.status().is_success() => Some(()),
-        _ => None,
-    }
-}
-
 impl Stack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
         std::fs::create_dir_all(&options.dir)?;
@@ -342,68 +334,26 @@ impl Stack {
     }
 
     async fn start_edge(&mut self, port: u16) -> anyhow::Result<()> {
-        let root = paths::root();
-        let shim = root.join("edge/build/worker/shim.mjs");
-        anyhow::ensure!(
-            shim.exists(),
-            "{} is missing: build the edge first (make edge)",
-            shim.display()
-        );
-        let top: toml::Table =
-            toml::from_str(&std::fs::read_to_string(root.join("wrangler.toml"))?)?;
-        let mut config = toml::Table::new();
-        config.insert("name".into(), "sluice-edge-local".into());
-        config.insert("main".into(), shim.display().to_string().into());
-        if let Some(date) = top.get("compatibility_date") {
-            config.insert("compatibility_date".into(), date.clone());
-        }
-        let mut vars = toml::Table::new();
-        vars.insert("AWS_REGION".into(), REGION.into());
-        vars.insert("SQS_QUEUE_URL".into(), self.queue_url.clone().into());
-        vars.insert("SQS_ENDPOINT".into(), self.aws_endpoint.clone().into());
-        vars.insert("PAYLOAD_BUCKET".into(), self.bucket.clone().into());
-        vars.insert("S3_ENDPOINT".into(), self.aws_endpoint.clone().into());
-        vars.insert("SLUICE_SOURCES".into(), self.sources_json.clone().into());
-        config.insert("vars".into(), toml::Value::Table(vars));
-        std::fs::write(self.dir.join("wrangler.toml"), toml::to_string(&config)?)?;
-        // Secrets, as `wrangler secret put` would hold them in production.
-        let mut dev_vars = String::from("AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\n");
+        let vars = [
+            ("AWS_REGION", REGION.to_string()),
+            ("SQS_QUEUE_URL", self.queue_url.clone()),
+            ("SQS_ENDPOINT", self.aws_endpoint.clone()),
+            ("PAYLOAD_BUCKET", self.bucket.clone()),
+            ("S3_ENDPOINT", self.aws_endpoint.clone()),
+            ("SLUICE_SOURCES", self.sources_json.clone()),
+        ];
+        let mut secrets = vec![
+            ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+        ];
         for s in &self.sources {
-            dev_vars.push_str(&format!(
-                "{}=\"{}\"\n",
+            secrets.push((
                 sluice_protocol::source::secret_var(&s.name),
-                s.verify_secret
+                s.verify_secret.clone(),
             ));
         }
-        std::fs::write(self.dir.join(".dev.vars"), dev_vars)?;
-
-        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
-        cmd.current_dir(&self.dir)
-            .args(["dev", "--config"])
-            .arg(self.dir.join("wrangler.toml"))
-            .args(["--local", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port()?.to_string()])
-            .arg("--persist-to")
-            .arg(self.dir.join("wrangler-state"))
-            .args([
-                "--show-interactive-dev-session=false",
-                "--log-level",
-                "info",
-            ])
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_HIDE_BANNER", "true")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("WRANGLER_LOG_PATH", self.dir.join("wrangler-logs"));
-        self.edge = Some(Managed::spawn("wrangler", cmd, &self.dir.join("edge.log"))?);
+        self.edge = Some(crate::edge::start(&self.dir, port, &vars, &secrets, "info").await?);
         self.edge_url = format!("http://127.0.0.1:{port}");
-        let health = format!("{}/healthz", self.edge_url);
-        until(
-            "the edge (wrangler dev) to answer /healthz",
-            STARTUP,
-            || http_ok(&health),
-        )
-        .await
-        .with_context(|| format!("see {}", self.dir.join("edge.log").display()))?;
         Ok(())
     }
 
