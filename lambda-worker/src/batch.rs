@@ -7,14 +7,37 @@
 use crate::claim::{Claim, ClaimStore};
 use crate::config::ConsumerConfig;
 use crate::delivery::Deliverer;
-use crate::outcome::{Done, Failure};
+use crate::outcome::{Done, Failure, FailureKind};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_runtime::LambdaEvent;
 use sha2::{Digest, Sha256};
 use sluice_protocol::{Body, Envelope};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
+
+/// How a failed record was settled.
+enum Settled {
+    /// Moved to the DLQ with its reason: acknowledge it.
+    DeadLettered,
+    /// Left for redelivery, hidden for `backoff_secs` when that could be set.
+    Retry { backoff_secs: Option<u32> },
+}
+
+/// `https://sqs.{region}.amazonaws.com/{account}/{name}` from `arn:aws:sqs:{region}:{account}:{name}`.
+pub fn queue_url_from_arn(arn: &str) -> Option<String> {
+    let mut parts = arn.split(':');
+    let (_, _, service, region, account, name) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    (service == "sqs").then(|| format!("https://sqs.{region}.amazonaws.com/{account}/{name}"))
+}
 
 /// How long a claim stays valid when the caller gives no invocation deadline.
 const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
@@ -24,6 +47,7 @@ const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
 pub struct Consumer {
     claims: ClaimStore,
     s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
     deliverer: Deliverer,
     config: ConsumerConfig,
 }
@@ -57,17 +81,24 @@ impl Consumer {
                 .force_path_style(path_style)
                 .build(),
         );
-        Self::new(aws_sdk_dynamodb::Client::new(&sdk), s3, config)
+        Self::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            s3,
+            aws_sdk_sqs::Client::new(&sdk),
+            config,
+        )
     }
 
     pub fn new(
         dynamodb: aws_sdk_dynamodb::Client,
         s3: aws_sdk_s3::Client,
+        sqs: aws_sdk_sqs::Client,
         config: ConsumerConfig,
     ) -> Result<Arc<Self>, StartError> {
         Ok(Arc::new(Consumer {
             claims: ClaimStore::new(dynamodb, config.table.clone()),
             s3,
+            sqs,
             deliverer: Deliverer::new(config.delivery_timeout, config.destination_secret.clone())?,
             config,
         }))
@@ -111,7 +142,8 @@ impl Consumer {
         response
     }
 
-    /// Processes one record and logs its outcome; true when it can be acknowledged.
+    /// Processes one record, settles its failure (dead-letter or back off) and logs and
+    /// measures the outcome; true when the record can be acknowledged.
     async fn process_logged(&self, record: &SqsMessage, deadline_ms: u64) -> bool {
         let started = now_ms();
         let attempt = record
@@ -128,32 +160,155 @@ impl Consumer {
                 Envelope::decode(b)
                     .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))
             });
-        let envelope = match envelope {
-            Ok(e) => e,
-            Err(failure) => {
-                tracing::warn!(message_id, attempt, outcome = "failed", kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, "event failed");
-                return false;
-            }
+        let (source, key, event_id, trace_id, received_at) = match &envelope {
+            Ok(e) => (
+                e.source.clone(),
+                e.dedup_key(),
+                e.id.clone(),
+                e.trace_id.clone().unwrap_or_default(),
+                Some(e.received_at_ms),
+            ),
+            Err(_) => (
+                String::from("unknown"),
+                String::new(),
+                String::new(),
+                String::new(),
+                None,
+            ),
         };
-        let result = self.process(&envelope, deadline_ms).await;
+        let result = match &envelope {
+            Ok(e) => self.process(e, deadline_ms).await,
+            Err(f) => Err(f.clone()),
+        };
         let latency_ms = now_ms().saturating_sub(started);
-        let age_ms = now_ms().saturating_sub(envelope.received_at_ms);
-        let key = envelope.dedup_key();
-        let trace_id = envelope.trace_id.as_deref().unwrap_or("");
-        match result {
+        let age_ms = received_at.map(|r| now_ms().saturating_sub(r));
+        let (ack, outcome) = match result {
             Ok(done) => {
                 let outcome = match done {
                     Done::Delivered => "delivered",
                     Done::Duplicate => "duplicate",
                 };
-                tracing::info!(message_id, event_key = %key, event_id = %envelope.id, source = %envelope.source, trace_id, attempt, outcome, latency_ms, age_ms, "event done");
-                true
+                tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, latency_ms, age_ms, "event done");
+                (true, outcome)
             }
             Err(failure) => {
-                tracing::warn!(message_id, event_key = %key, event_id = %envelope.id, source = %envelope.source, trace_id, attempt, outcome = "failed", kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, latency_ms, "event failed");
-                false
+                let settled = self.settle_failure(record, &failure, attempt).await;
+                let (ack, outcome, backoff_secs) = match settled {
+                    Settled::DeadLettered => (true, "dead_lettered", None),
+                    Settled::Retry { backoff_secs } => (false, "retried", backoff_secs),
+                };
+                tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, latency_ms, "event failed");
+                (ack, outcome)
+            }
+        };
+        let delivered = matches!(outcome, "delivered");
+        println!(
+            "{}",
+            crate::telemetry::event_metric(
+                &source,
+                outcome,
+                delivered.then_some(latency_ms),
+                if delivered { age_ms } else { None },
+            )
+        );
+        ack
+    }
+
+    /// Dead-letters a permanent failure at once (when a DLQ is configured); otherwise hides
+    /// the record for a backoff delay and leaves it to be redelivered.
+    async fn settle_failure(
+        &self,
+        record: &SqsMessage,
+        failure: &Failure,
+        attempt: u32,
+    ) -> Settled {
+        if failure.kind == FailureKind::Permanent {
+            if let Some(dlq) = &self.config.dlq_url {
+                match self.dead_letter(dlq, record, failure, attempt).await {
+                    Ok(()) => return Settled::DeadLettered,
+                    Err(e) => {
+                        tracing::error!(detail = %e, "could not dead-letter; the redrive policy will")
+                    }
+                }
             }
         }
+        let delay =
+            self.config
+                .retry
+                .delay_secs(attempt, rand::random::<f64>(), failure.retry_after_secs);
+        match self.hide(record, delay).await {
+            Ok(()) => Settled::Retry {
+                backoff_secs: Some(delay),
+            },
+            Err(e) => {
+                tracing::warn!(detail = %e, "could not change visibility; the queue's timeout applies");
+                Settled::Retry { backoff_secs: None }
+            }
+        }
+    }
+
+    /// Sends the record to the DLQ with why it failed.
+    async fn dead_letter(
+        &self,
+        dlq_url: &str,
+        record: &SqsMessage,
+        failure: &Failure,
+        attempt: u32,
+    ) -> Result<(), String> {
+        let attr = |v: String| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let mut send = self
+            .sqs
+            .send_message()
+            .queue_url(dlq_url)
+            .message_body(record.body.clone().unwrap_or_default());
+        for (name, value) in &record.message_attributes {
+            if let (Some(v), false) = (&value.string_value, name.starts_with("sluice-failure")) {
+                send = send.message_attributes(name, attr(v.clone())?);
+            }
+        }
+        let detail: String = failure.detail.chars().take(256).collect();
+        send = send
+            .message_attributes("sluice-failure-reason", attr(failure.reason.to_string())?)
+            .message_attributes("sluice-failure-detail", attr(detail)?)
+            .message_attributes("sluice-attempts", attr(attempt.to_string())?);
+        if let Some(status) = failure.status {
+            send = send.message_attributes("sluice-last-status", attr(status.to_string())?);
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+    }
+
+    /// Hides the record for `delay_secs` (its next attempt), via ChangeMessageVisibility.
+    async fn hide(&self, record: &SqsMessage, delay_secs: u32) -> Result<(), String> {
+        let receipt = record
+            .receipt_handle
+            .as_deref()
+            .ok_or("record has no receipt handle")?;
+        let queue_url = match &self.config.queue_url {
+            Some(url) => url.clone(),
+            None => record
+                .event_source_arn
+                .as_deref()
+                .and_then(queue_url_from_arn)
+                .ok_or("no SLUICE_QUEUE_URL and no usable eventSourceARN")?,
+        };
+        self.sqs
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(delay_secs as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
     }
 
     async fn process(&self, envelope: &Envelope, deadline_ms: u64) -> Result<Done, Failure> {
@@ -222,5 +377,20 @@ impl Consumer {
                 Err(failure)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_url_from_event_source_arn() {
+        assert_eq!(
+            queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:sluice-events").as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/sluice-events")
+        );
+        assert_eq!(queue_url_from_arn("arn:aws:sns:eu-west-1:1:x"), None);
+        assert_eq!(queue_url_from_arn("nonsense"), None);
     }
 }

@@ -7,9 +7,16 @@
 //!   Standard Webhooks headers so the destination can verify them.
 //! - `SLUICE_COMPLETED_TTL_SECS` (default 7 days): how long a delivered event is remembered.
 //! - `SLUICE_DELIVERY_TIMEOUT_MS` (default 10 000) and `SLUICE_CONCURRENCY` (default 10).
+//! - `SLUICE_DLQ_URL`: where permanent failures go at once, with their reason. Without it
+//!   they wait for the redrive policy like transient ones.
+//! - `SLUICE_QUEUE_URL`: the source queue (for visibility changes); derived from the
+//!   record's `eventSourceARN` when unset.
+//! - `SLUICE_RETRY_BASE_SECS` (default 5) and `SLUICE_RETRY_CAP_SECS` (default 900): the
+//!   backoff of transient failures.
 //!
 //! Errors name the variable, never its value.
 
+use sluice_protocol::retry::RetryPolicy;
 use sluice_protocol::{Scheme, Secret, SourcesConfig};
 use std::time::Duration;
 
@@ -21,6 +28,9 @@ pub struct ConsumerConfig {
     pub completed_ttl: Duration,
     pub delivery_timeout: Duration,
     pub concurrency: usize,
+    pub dlq_url: Option<String>,
+    pub queue_url: Option<String>,
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,16 @@ impl ConsumerConfig {
             completed_ttl: Duration::from_secs(number("SLUICE_COMPLETED_TTL_SECS", 7 * 24 * 3600)?),
             delivery_timeout: Duration::from_millis(number("SLUICE_DELIVERY_TIMEOUT_MS", 10_000)?),
             concurrency: number("SLUICE_CONCURRENCY", 10)?.clamp(1, 100) as usize,
+            dlq_url: std::env::var("SLUICE_DLQ_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            queue_url: std::env::var("SLUICE_QUEUE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            retry: RetryPolicy {
+                base_secs: number("SLUICE_RETRY_BASE_SECS", 5)?.clamp(1, 43_200) as u32,
+                cap_secs: number("SLUICE_RETRY_CAP_SECS", 900)?.clamp(1, 43_200) as u32,
+            },
         })
     }
 }

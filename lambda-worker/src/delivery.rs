@@ -6,6 +6,7 @@
 //! Sluice. The provider's signature headers are never forwarded.
 
 use crate::outcome::{status_kind, Failure, FailureKind};
+use sluice_protocol::retry::parse_retry_after;
 use sluice_protocol::{Envelope, Scheme, Secret};
 use std::time::Duration;
 
@@ -80,10 +81,18 @@ impl Deliverer {
         if response.status().is_success() {
             return Ok(status);
         }
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let detail = format!("destination answered {status}");
-        Err(match status_kind(status) {
+        let mut failure = match status_kind(status) {
             FailureKind::Transient => Failure::transient("delivery_status", detail),
             FailureKind::Permanent => Failure::permanent("delivery_status", detail),
-        })
+        };
+        failure.status = Some(status);
+        failure.retry_after_secs = retry_after;
+        Err(failure)
     }
 }

@@ -30,6 +30,10 @@ pub struct Failure {
     /// Short machine-readable reason (`delivery_status`, `malformed_envelope`, …).
     pub reason: &'static str,
     pub detail: String,
+    /// The destination's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// The destination's `Retry-After`, in seconds.
+    pub retry_after_secs: Option<u32>,
 }
 
 impl Failure {
@@ -38,6 +42,8 @@ impl Failure {
             kind: FailureKind::Transient,
             reason,
             detail: detail.into(),
+            status: None,
+            retry_after_secs: None,
         }
     }
 
@@ -46,6 +52,8 @@ impl Failure {
             kind: FailureKind::Permanent,
             reason,
             detail: detail.into(),
+            status: None,
+            retry_after_secs: None,
         }
     }
 }

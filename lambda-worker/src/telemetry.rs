@@ -1,4 +1,12 @@
-//! Structured JSON logs on stdout (CloudWatch Logs in AWS), filtered by `RUST_LOG`.
+//! Structured JSON logs on stdout (CloudWatch Logs in AWS), filtered by `RUST_LOG`, and
+//! CloudWatch Embedded Metric Format (EMF) lines for per-event metrics.
+//!
+//! Metric dimensions stay low-cardinality (source, outcome): never an event id or key.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The CloudWatch namespace of Sluice's own metrics (the SAM alarms use the same).
+pub const METRICS_NAMESPACE: &str = "Sluice";
 
 /// Installs the JSON log subscriber once; later calls do nothing.
 pub fn init() {
@@ -10,4 +18,81 @@ pub fn init() {
         .with_current_span(false)
         .with_target(false)
         .try_init();
+}
+
+/// One event's outcome as an EMF line: `Events` (count), and when known `DeliveryLatency`
+/// and `EndToEndAge` (now minus the edge's received-at), in milliseconds.
+pub fn event_metric(
+    source: &str,
+    outcome: &str,
+    latency_ms: Option<u64>,
+    age_ms: Option<u64>,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut metrics = vec![serde_json::json!({"Name": "Events", "Unit": "Count"})];
+    let mut line = serde_json::json!({
+        "source": source,
+        "outcome": outcome,
+        "Events": 1,
+    });
+    if let Some(ms) = latency_ms {
+        metrics.push(serde_json::json!({"Name": "DeliveryLatency", "Unit": "Milliseconds"}));
+        line["DeliveryLatency"] = ms.into();
+    }
+    if let Some(ms) = age_ms {
+        metrics.push(serde_json::json!({"Name": "EndToEndAge", "Unit": "Milliseconds"}));
+        line["EndToEndAge"] = ms.into();
+    }
+    line["_aws"] = serde_json::json!({
+        "Timestamp": now,
+        "CloudWatchMetrics": [{
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [["source", "outcome"]],
+            "Metrics": metrics,
+        }],
+    });
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_declare_their_metrics() {
+        let line: serde_json::Value =
+            serde_json::from_str(&event_metric("github", "delivered", Some(12), Some(340)))
+                .unwrap();
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            METRICS_NAMESPACE
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][1],
+            "outcome"
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            (line["Events"].as_u64(), line["DeliveryLatency"].as_u64()),
+            (Some(1), Some(12))
+        );
+        let bare: serde_json::Value =
+            serde_json::from_str(&event_metric("s", "retried", None, None)).unwrap();
+        assert_eq!(
+            bare["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub mod event_id;
 pub mod headers;
 pub mod ingest;
 pub mod ingest_error;
+pub mod retry;
 pub mod signature;
 pub mod source;
 

@@ -44,6 +44,7 @@ async fn pipeline_delivers_exactly_once() {
             ("flaky", Scheme::Github),
             ("poison", Scheme::StandardWebhooks),
             ("big", Scheme::Github),
+            ("permanent", Scheme::Github),
         ],
     );
     dest.set(
@@ -54,6 +55,7 @@ async fn pipeline_delivers_exactly_once() {
         },
     );
     dest.set("/poison", Behaviour::AlwaysFail { status: 500 });
+    dest.set("/permanent", Behaviour::AlwaysFail { status: 400 });
     let mut stack = Stack::start(options).await.expect("stack starts");
     let consumer_log = stack.log("consumer");
     let max_receive = stack.settings.max_receive_count as usize;
@@ -90,6 +92,13 @@ async fn pipeline_delivers_exactly_once() {
         .collect();
     accepted(&stack, "big", "big-1", &big).await;
     accepted(&stack, "poison", "msg_poison_1", br#"{"poison":true}"#).await;
+    accepted(
+        &stack,
+        "permanent",
+        "perm-1",
+        br#"{"rejected":"by the destination"}"#,
+    )
+    .await;
 
     // Valid events: delivered once each, body byte-identical, signed for the destination.
     for (path, body, key) in [
@@ -149,20 +158,74 @@ async fn pipeline_delivers_exactly_once() {
         "two failures then one success"
     );
 
-    // Poison: every attempt fails; after maxReceiveCount receives it is in the DLQ.
-    until(
-        "poison message in the DLQ",
-        Duration::from_secs(120),
-        || async { (stack.queue_count(&stack.dlq_url).await.ok()? == 1).then_some(()) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&consumer_log)));
+    // Poison (transient 500s): every attempt fails and backs off; after maxReceiveCount
+    // receives the redrive policy moves it to the DLQ. Permanent (400): dead-lettered at once,
+    // with its reason. Dead letters are read (and removed) from the DLQ as they arrive.
+    let mut reasons: Vec<(Option<String>, Option<String>, Option<String>)> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while reasons.len() < 2 && std::time::Instant::now() < deadline {
+        let out = stack
+            .sqs()
+            .receive_message()
+            .queue_url(&stack.dlq_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let attrs = m.message_attributes.clone().unwrap_or_default();
+            let get = |k: &str| {
+                attrs
+                    .get(k)
+                    .and_then(|a| a.string_value())
+                    .map(str::to_string)
+            };
+            reasons.push((
+                get("sluice-source"),
+                get("sluice-failure-reason"),
+                get("sluice-last-status"),
+            ));
+            stack
+                .sqs()
+                .delete_message()
+                .queue_url(&stack.dlq_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert!(
+        reasons.contains(&(
+            Some("permanent".into()),
+            Some("delivery_status".into()),
+            Some("400".into())
+        )),
+        "the permanent failure carries its reason: {reasons:?}\n{}",
+        read_log(&consumer_log)
+    );
+    assert!(
+        reasons.iter().any(|r| r.0.as_deref() == Some("poison")),
+        "the poison message reached the DLQ: {reasons:?}"
+    );
+    assert_eq!(
+        reasons.len(),
+        2,
+        "nothing else was dead-lettered: {reasons:?}"
+    );
     assert_eq!(
         dest.attempts("/poison").len(),
         max_receive,
         "one attempt per receive"
     );
     assert!(dest.successful("/poison").is_empty());
+    assert_eq!(
+        dest.attempts("/permanent").len(),
+        1,
+        "a permanent failure is not retried"
+    );
 
     // Everything settled: the main queue drains, and nothing was delivered twice.
     until("main queue to drain", DEADLINE, || async {
