@@ -66,6 +66,25 @@ mod tests {
     }
 
     #[test]
+    fn shopify_sdk_fixture_verifies() {
+        // Shopify/shopify-api-php tests: secret "steffi", body {"foo":"bar"}.
+        let h: HeaderMap = [(SIGNATURE, "/Redz4YXHLnSmmSN8grr5/Jl/Ua3d7yX3iWbjb8R8wo=")]
+            .into_iter()
+            .collect();
+        let req = SignedRequest {
+            headers: &h,
+            body: br#"{"foo":"bar"}"#,
+            now_secs: 0,
+            tolerance_secs: 300,
+        };
+        assert!(verify(&req, &[Secret::raw("steffi").unwrap()]).is_ok());
+        assert_eq!(
+            sign(&Secret::raw("steffi").unwrap(), "x", br#"{"foo":"bar"}"#)[0].1,
+            "/Redz4YXHLnSmmSN8grr5/Jl/Ua3d7yX3iWbjb8R8wo="
+        );
+    }
+
+    #[test]
     fn round_trip_and_id_fallback() {
         let s = Secret::raw("shpss_secret").unwrap();
         let h: HeaderMap = sign(&s, "ev-1", b"{}").into_iter().collect();

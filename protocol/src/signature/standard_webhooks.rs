@@ -178,6 +178,25 @@ mod tests {
     }
 
     #[test]
+    fn v1a_vector_from_the_standard_webhooks_js_tests() {
+        // standard-webhooks PR #308 (libraries/javascript/src/webhook.test.ts): seed 32 x 0x01,
+        // `whsk_` in the 64-byte seed||public layout; same message as the v1 vector.
+        let sk = "whsk_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQGKiOPddAnxlf1S2y08ul1yymcJvx2UEhvzdIgBtA9vXA==";
+        let pk = "whpk_iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=";
+        let sig = "v1a,Ykcu7AtGZGmZxFEH1Gaa2Nd7feY/CTuruoL4fqgnKwfbHU4DhemoVHZdvGfIvKvn4BIgwktLGGPGIr/i9nK7AA==";
+        let h = headers(sig, TS);
+        assert!(verify(
+            &req(&h, BODY, TS),
+            &[Secret::standard_webhooks(pk).unwrap()]
+        )
+        .is_ok());
+        assert_eq!(
+            sign(&Secret::standard_webhooks(sk).unwrap(), MSG_ID, TS, BODY)[2].1,
+            sig
+        );
+    }
+
+    #[test]
     fn ed25519_v1a_verifies_with_the_public_key_only() {
         let (sk, pk) = ed25519_pair([42; 32]);
         let signer = Secret::standard_webhooks(&sk).unwrap();

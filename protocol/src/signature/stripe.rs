@@ -79,6 +79,33 @@ mod tests {
         verify(&req, &[Secret::raw(SECRET).unwrap()])
     }
 
+    // stripe-dotnet's fixed vector (EventUtilityTest + event_test_signature.json, LF, one
+    // trailing newline). The v0 entry is ignored.
+    const DOTNET_BODY: &str = "{\n  \"id\": \"evt_123\",\n  \"object\": \"event\",\n  \"account\": \"acct_123\",\n  \"api_version\": \"2017-05-25\",\n  \"created\": 1533204620,\n  \"data\": {\n    \"object\": {\n      \"id\": \"cus_123\",\n      \"object\": \"customer\",\n      \"created\": 123456789,\n      \"email\": \"test@stripe.com\",\n      \"livemode\": false,\n      \"metadata\": {}\n    }\n  },\n  \"livemode\": false,\n  \"pending_webhooks\": 1,\n  \"request\": {\n    \"id\": \"req_123\",\n    \"idempotency_key\": \"idempotency-key-123\"\n  },\n  \"type\": \"customer.created\"\n}\n";
+    const DOTNET_HEADER: &str = "t=1533204620,v1=2220f87ef101a04665f11cdf770523143f875572008577fa0f20882ddb9cc3c7,v0=63f3a72374a733066c4be69ed7f8e5ac85c22c9f0a6a612ab9a025a9e4ee7eef";
+
+    #[test]
+    fn stripe_sdk_fixture_verifies() {
+        let h: HeaderMap = [("Stripe-Signature", DOTNET_HEADER)].into_iter().collect();
+        let req = SignedRequest {
+            headers: &h,
+            body: DOTNET_BODY.as_bytes(),
+            now_secs: 1533204620,
+            tolerance_secs: 300,
+        };
+        let ok = verify(&req, &[Secret::raw("webhook_secret").unwrap()]).unwrap();
+        assert_eq!(ok.idempotency_key.as_deref(), Some("evt_123"));
+        let trimmed = DOTNET_BODY.trim_end();
+        let req = SignedRequest {
+            body: trimmed.as_bytes(),
+            ..req
+        };
+        assert_eq!(
+            verify(&req, &[Secret::raw("webhook_secret").unwrap()]),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
     #[test]
     fn signed_header_verifies_and_carries_the_event_id() {
         let header = &sign(&Secret::raw(SECRET).unwrap(), 1_700_000_000, BODY)[0].1;

@@ -138,6 +138,26 @@ mod tests {
     }
 
     #[test]
+    fn twilio_python_fixtures_verify() {
+        // twilio-python tests/unit/test_request_validator.py.
+        let body = b"CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+        assert!(check("RSOYDt4T1cUTdK1PDd93/VVr8B8=", URL, body).is_ok());
+        assert!(check(
+            "kvajT1Ptam85bY51eRf/AJRuM3w=",
+            "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+            body
+        )
+        .is_ok());
+        // Repeated keys sort by key, then by value.
+        let dup = b"Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234";
+        assert!(check("IK+Dwps556ElfBT0I3Rgjkr1wJU=", URL, dup).is_ok());
+        // JSON body bound through bodySHA256.
+        let json = br#"{"property": "value", "boolean": true}"#;
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+        assert!(check("a9nBmqA0ju/hNViExpshrM61xv4=", url, json).is_ok());
+    }
+
+    #[test]
     fn json_bodies_are_bound_by_body_sha256() {
         let body = br#"{"property":"value","boolean":true}"#;
         let url = format!(
