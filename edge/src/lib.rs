@@ -16,6 +16,7 @@ mod sqs;
 
 use sha2::{Digest, Sha256};
 use sluice_protocol::claim_check::{object_key, BodyRef};
+use sluice_protocol::fifo;
 use sluice_protocol::ingest::{check_declared_length, prepare, Inbound, Prepared};
 use sluice_protocol::{Body, HeaderMap, IngestError};
 use worker::{event, Context, Env, Method, Request, Response};
@@ -151,7 +152,17 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
         });
         encoded = envelope.encode();
     }
-    sqs::send(&queue, &auth, &envelope, &encoded)
+    // FIFO queues: order per message group, and let SQS drop provider retries itself.
+    let fifo = queue.queue_url.ends_with(".fifo").then(|| sqs::Fifo {
+        group_id: fifo::message_group_id(
+            &source.name,
+            source.fifo_group_key.as_deref(),
+            &headers,
+            &body,
+        ),
+        deduplication_id: fifo::deduplication_id(&envelope),
+    });
+    sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref())
         .await
         .map_err(with_trace)?;
     Ok(Outcome::Accepted(Accepted {

@@ -12,14 +12,21 @@ use worker::Method;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// FIFO queue parameters of one message.
+pub struct Fifo {
+    pub group_id: String,
+    pub deduplication_id: String,
+}
+
 /// Queues `envelope` (already encoded as `encoded`); `Ok` only once SQS acknowledged it.
 pub async fn send(
     queue: &QueueConfig,
     auth: &AwsAuth,
     envelope: &Envelope,
     encoded: &str,
+    fifo: Option<&Fifo>,
 ) -> Result<(), IngestError> {
-    let body = request_body(queue, envelope, encoded);
+    let body = request_body(queue, envelope, encoded, fifo);
     let url = format!("{}/", queue.endpoint.trim_end_matches('/'));
     let result = with_one_retry(|| {
         call(
@@ -49,7 +56,12 @@ pub async fn send(
 }
 
 /// The SendMessage request: the encoded envelope as the body, routing facts as attributes.
-pub fn request_body(queue: &QueueConfig, envelope: &Envelope, encoded: &str) -> String {
+pub fn request_body(
+    queue: &QueueConfig,
+    envelope: &Envelope,
+    encoded: &str,
+    fifo: Option<&Fifo>,
+) -> String {
     let mut attributes = serde_json::Map::new();
     let mut attr = |name: &str, value: &str| {
         attributes.insert(
@@ -69,10 +81,14 @@ pub fn request_body(queue: &QueueConfig, envelope: &Envelope, encoded: &str) -> 
     if let Some(trace) = envelope.trace_id.as_deref() {
         attr("sluice-trace-id", trace);
     }
-    serde_json::json!({
+    let mut request = serde_json::json!({
         "QueueUrl": queue.queue_url,
         "MessageBody": encoded,
         "MessageAttributes": attributes,
-    })
-    .to_string()
+    });
+    if let Some(f) = fifo {
+        request["MessageGroupId"] = f.group_id.clone().into();
+        request["MessageDeduplicationId"] = f.deduplication_id.clone().into();
+    }
+    request.to_string()
 }

@@ -12,6 +12,7 @@
 pub mod claim_check;
 pub mod envelope;
 pub mod event_id;
+pub mod fifo;
 pub mod headers;
 pub mod ingest;
 pub mod ingest_error;

@@ -38,6 +38,10 @@ pub struct SourceConfig {
     /// Twilio: the exact public URL the provider posts to (custom domain, path, query).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// FIFO queues only: where the message group comes from (`header:<name>`,
+    /// `json:<pointer>` or a literal); the source name when unset. See [`crate::fifo`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifo_group_key: Option<String>,
     /// Generic HMAC settings (scheme `generic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generic: Option<GenericHmac>,

@@ -302,6 +302,7 @@ impl Stack {
                     require_json: false,
                     public_url: s.public_url.clone(),
                     generic: s.generic.clone(),
+                    fifo_group_key: None,
                 })
                 .collect(),
         }

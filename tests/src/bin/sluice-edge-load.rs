@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
             require_json: false,
             public_url: None,
             generic: None,
+            fifo_group_key: None,
         }],
     };
     let port = free_port()?;
