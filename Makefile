@@ -70,9 +70,11 @@ edge: rust-tools node-tools
 	@printf 'edge wasm: %s bytes, %s bytes gzip -9\n' \
 		"$$(wc -c < edge/build/index_bg.wasm)" "$$(gzip -9c edge/build/index_bg.wasm | wc -c)"
 
-# Native binaries the local stack runs (local poller, CLI, sluice-dev).
+# Native binaries the local stack runs (local poller, CLI, sluice-dev), and the Lambda
+# `bootstrap` built the way `cargo lambda watch` builds it (its own feature set).
 build:
 	cargo build --workspace --bins
+	cargo build -p sluice-lambda-worker --bin bootstrap
 
 ## ---- run ------------------------------------------------------------------
 
