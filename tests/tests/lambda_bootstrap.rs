@@ -96,6 +96,11 @@ async fn bootstrap_answers_an_sqs_event_under_the_runtime_api() {
         "the bootstrap to answer",
         Duration::from_secs(600),
         || async {
+            assert!(
+                watch.lock().map(|mut w| w.is_running()).unwrap_or(false),
+                "cargo lambda watch exited:\n{}",
+                sluice_e2e::stack::read_log(&dir.join("lambda.log"))
+            );
             let resp = client
                 .post(&url)
                 .body(event.to_string())
