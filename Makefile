@@ -95,9 +95,12 @@ test: tools lint edge build
 ## ---- bench ----------------------------------------------------------------
 
 bench: tools edge build
+	@echo "edge pure path vs HMAC-SHA256 floor, native, CPU SHA extensions (the harshest floor):"
 	cargo bench -p sluice-protocol --bench ingest -- --noplot
-	@echo
-	@python3 bench/ratios.py target/criterion/edge_pure_path
+	@python3 bench/ratios.py target/criterion/edge_pure_path | tee target/bench-hw.txt
+	@echo "the same with SHA-256 in software, as on wasm32 where the edge runs:"
+	cargo bench -p sluice-protocol --features soft-sha --bench ingest -- --noplot
+	@python3 bench/ratios.py target/criterion/edge_pure_path | tee target/bench-soft.txt
 	@echo
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	@echo "edge under wrangler dev, SQS stubbed (wrk, 16 connections, 10 s per size):"
