@@ -25,6 +25,9 @@ pub enum Behaviour {
     FailFirst { times: u32, status: u16 },
     /// `status` every time.
     AlwaysFail { status: u16 },
+    /// The first request is never answered (recorded with status 0); later ones get 200.
+    /// For crash tests: the consumer dies while waiting.
+    HangFirst,
 }
 
 /// One request the destination received.
@@ -145,6 +148,8 @@ async fn handle(
             Behaviour::FailFirst { times, status } if n <= times => status,
             Behaviour::FailFirst { .. } => 200,
             Behaviour::AlwaysFail { status } => status,
+            Behaviour::HangFirst if n == 1 => 0,
+            Behaviour::HangFirst => 200,
         };
         s.deliveries.push(Delivery {
             path: path.clone(),
@@ -173,6 +178,10 @@ async fn handle(
         {
             let _ = writeln!(f, "{line}");
         }
+    }
+    if status == 0 {
+        // Never answer: hold the connection until the client goes away.
+        std::future::pending::<()>().await;
     }
     let mut resp = Response::new(Full::new(Bytes::from_static(b"")));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);

@@ -23,6 +23,14 @@ impl Managed {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .process_group(0);
+        // If the test process dies without dropping us (killed), the child dies with it.
+        // SAFETY: prctl(2) is async-signal-safe and touches only the new process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = cmd.spawn().map_err(|e| {
             anyhow::anyhow!("could not start {name} ({:?}): {e}", cmd.get_program())
         })?;
