@@ -167,13 +167,7 @@ impl GenericHmac {
             .and_then(|n| h.get(n))
             .unwrap_or("");
         let parts = self.content(req.body, timestamp, id);
-        let ok = secrets
-            .iter()
-            .filter_map(Secret::hmac_key)
-            .any(|key| mac::verify(self.algorithm, key, &parts, &candidate));
-        if !ok {
-            return Err(SignatureError::Mismatch);
-        }
+        mac::verify_any(self.algorithm, secrets, &parts, &[&candidate])?;
         Ok(Verified {
             idempotency_key: (!id.is_empty()).then(|| id.to_string()),
             challenge: None,

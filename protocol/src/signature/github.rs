@@ -22,13 +22,7 @@ pub(super) fn verify(
         .strip_prefix("sha256=")
         .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
     let candidate = hex::decode(hex_sig).map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
-    let ok = secrets
-        .iter()
-        .filter_map(Secret::hmac_key)
-        .any(|key| mac::verify(Algorithm::Sha256, key, &[req.body], &candidate));
-    if !ok {
-        return Err(SignatureError::Mismatch);
-    }
+    mac::verify_any(Algorithm::Sha256, secrets, &[req.body], &[&candidate])?;
     Ok(Verified {
         idempotency_key: req
             .headers

@@ -57,6 +57,25 @@ pub fn verify(alg: Algorithm, key: &[u8], parts: &[&[u8]], candidate: &[u8]) -> 
     }
 }
 
+/// `Ok` when any of `candidates` is the MAC of `parts` under any HMAC secret in `secrets`
+/// (each comparison constant-time); [`SignatureError::Mismatch`] otherwise.
+pub(crate) fn verify_any(
+    alg: Algorithm,
+    secrets: &[super::Secret],
+    parts: &[&[u8]],
+    candidates: &[&[u8]],
+) -> Result<(), super::SignatureError> {
+    let ok = secrets
+        .iter()
+        .filter_map(super::Secret::hmac_key)
+        .any(|key| candidates.iter().any(|c| verify(alg, key, parts, c)));
+    if ok {
+        Ok(())
+    } else {
+        Err(super::SignatureError::Mismatch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

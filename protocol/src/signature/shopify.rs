@@ -20,13 +20,7 @@ pub(super) fn verify(
     let candidate = B64
         .decode(header.trim())
         .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
-    let ok = secrets
-        .iter()
-        .filter_map(Secret::hmac_key)
-        .any(|key| mac::verify(Algorithm::Sha256, key, &[req.body], &candidate));
-    if !ok {
-        return Err(SignatureError::Mismatch);
-    }
+    mac::verify_any(Algorithm::Sha256, secrets, &[req.body], &[&candidate])?;
     let id = req
         .headers
         .get("x-shopify-event-id")

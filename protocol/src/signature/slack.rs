@@ -26,13 +26,7 @@ pub(super) fn verify(
         .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
     check_timestamp(ts, TIMESTAMP, req.now_secs, req.tolerance_secs)?;
     let parts: [&[u8]; 4] = [b"v0:", ts.trim().as_bytes(), b":", req.body];
-    let ok = secrets
-        .iter()
-        .filter_map(Secret::hmac_key)
-        .any(|key| mac::verify(Algorithm::Sha256, key, &parts, &candidate));
-    if !ok {
-        return Err(SignatureError::Mismatch);
-    }
+    mac::verify_any(Algorithm::Sha256, secrets, &parts, &[&candidate])?;
     let challenge = (json_string_field(req.body, "type").as_deref() == Some("url_verification"))
         .then(|| json_string_field(req.body, "challenge"))
         .flatten();

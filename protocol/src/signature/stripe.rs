@@ -35,14 +35,8 @@ pub(super) fn verify(
     }
     check_timestamp(t, SIGNATURE, req.now_secs, req.tolerance_secs)?;
     let parts: [&[u8]; 3] = [t.as_bytes(), b".", req.body];
-    let ok = secrets.iter().filter_map(Secret::hmac_key).any(|key| {
-        candidates
-            .iter()
-            .any(|c| mac::verify(Algorithm::Sha256, key, &parts, c))
-    });
-    if !ok {
-        return Err(SignatureError::Mismatch);
-    }
+    let candidates: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
+    mac::verify_any(Algorithm::Sha256, secrets, &parts, &candidates)?;
     Ok(Verified {
         idempotency_key: json_string_field(req.body, "id"),
         challenge: None,

@@ -64,13 +64,12 @@ pub(super) fn verify(
         .decode(header.trim())
         .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
     let content = signed_content(url, req.body)?;
-    let ok = secrets
-        .iter()
-        .filter_map(Secret::hmac_key)
-        .any(|key| mac::verify(Algorithm::Sha1, key, &[content.as_bytes()], &candidate));
-    if !ok {
-        return Err(SignatureError::Mismatch);
-    }
+    mac::verify_any(
+        Algorithm::Sha1,
+        secrets,
+        &[content.as_bytes()],
+        &[&candidate],
+    )?;
     Ok(Verified {
         idempotency_key: req
             .headers
