@@ -8,6 +8,7 @@ use crate::claim::{Claim, ClaimStore};
 use crate::config::ConsumerConfig;
 use crate::delivery::Deliverer;
 use crate::outcome::{Done, Failure, FailureKind};
+use crate::processor::{Event, Processor};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_runtime::LambdaEvent;
@@ -43,12 +44,12 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
 const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
 
 /// Everything one consumer process needs, shared by all its invocations.
-#[derive(Debug)]
+#[derive(Clone)]
 pub struct Consumer {
     claims: ClaimStore,
     s3: aws_sdk_s3::Client,
     sqs: aws_sdk_sqs::Client,
-    deliverer: Deliverer,
+    processor: Arc<dyn Processor>,
     config: ConsumerConfig,
 }
 
@@ -99,9 +100,19 @@ impl Consumer {
             claims: ClaimStore::new(dynamodb, config.table.clone()),
             s3,
             sqs,
-            deliverer: Deliverer::new(config.delivery_timeout, config.destination_secret.clone())?,
+            processor: Arc::new(Deliverer::new(
+                config.delivery_timeout,
+                config.destination_secret.clone(),
+            )?),
             config,
         }))
+    }
+
+    /// The same consumer with your own processing in place of HTTP delivery.
+    pub fn with_processor(self: Arc<Self>, processor: Arc<dyn Processor>) -> Arc<Self> {
+        let mut consumer = Arc::unwrap_or_clone(self);
+        consumer.processor = processor;
+        Arc::new(consumer)
     }
 
     /// Handles one batch as the SQS event source mapping delivers it.
@@ -358,8 +369,13 @@ impl Consumer {
         }
 
         let delivered = self
-            .deliverer
-            .deliver(&source.destination, envelope, body, (now / 1000) as i64)
+            .processor
+            .process(Event {
+                envelope,
+                body: &body,
+                source,
+                now_secs: (now / 1000) as i64,
+            })
             .await;
         match delivered {
             Ok(_) => {

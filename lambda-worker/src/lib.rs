@@ -14,7 +14,9 @@ pub mod delivery;
 pub mod local_poller;
 pub mod outcome;
 pub mod payload;
+pub mod processor;
 pub mod telemetry;
 
 pub use batch::Consumer;
 pub use config::ConsumerConfig;
+pub use processor::{Event, Processor};

@@ -8,7 +8,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use sluice_e2e::moto::Moto;
 use sluice_e2e::stack::create_table;
 use sluice_e2e::Destination;
-use sluice_lambda_worker::{Consumer, ConsumerConfig};
+use sluice_lambda_worker::outcome::Failure;
+use sluice_lambda_worker::{Consumer, ConsumerConfig, Event, Processor};
 use sluice_protocol::retry::RetryPolicy;
 use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, SourcesConfig, ENVELOPE_VERSION};
 use std::time::Duration;
@@ -22,21 +23,28 @@ fn record(n: usize, body: &str) -> SqsMessage {
     m
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_duplicates_four_consumers_one_delivery() {
-    let log = std::env::temp_dir().join(format!("sluice-storm-moto-{}.log", std::process::id()));
-    let moto = Moto::start(None, &log).await.unwrap();
-    let sdk = moto.sdk_config().await;
-    create_table(&aws_sdk_dynamodb::Client::new(&sdk), "storm", "pk")
-        .await
-        .unwrap();
-    let dest = Destination::start(None).await.unwrap();
-    let config = ConsumerConfig {
+fn envelope(id: &str, key: &str, body: &[u8]) -> String {
+    Envelope {
+        v: ENVELOPE_VERSION,
+        id: id.into(),
+        source: "github".into(),
+        idempotency_key: Some(key.into()),
+        received_at_ms: 1,
+        content_type: Some("application/json".into()),
+        trace_id: None,
+        headers: Default::default(),
+        body: Body::from_bytes(body),
+    }
+    .encode()
+}
+
+fn config(destination: &str, table: &str) -> ConsumerConfig {
+    ConsumerConfig {
         sources: SourcesConfig {
             sources: vec![SourceConfig {
                 name: "github".into(),
                 scheme: Scheme::Github,
-                destination: format!("{}/storm", dest.url),
+                destination: destination.into(),
                 max_body_bytes: 1024,
                 tolerance_secs: 300,
                 content_types: vec![],
@@ -46,7 +54,7 @@ async fn fifty_duplicates_four_consumers_one_delivery() {
                 fifo_group_key: None,
             }],
         },
-        table: "storm".into(),
+        table: table.into(),
         destination_secret: None,
         completed_ttl: Duration::from_secs(3600),
         delivery_timeout: Duration::from_secs(5),
@@ -54,7 +62,87 @@ async fn fifty_duplicates_four_consumers_one_delivery() {
         dlq_url: None,
         queue_url: None,
         retry: RetryPolicy::default(),
-    };
+    }
+}
+
+/// A user's own processing: records bodies; fails (transiently) on a body saying "fail".
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Processor for Recorder {
+    fn process<'a>(
+        &'a self,
+        event: Event<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            if event.body == b"fail" {
+                return Err(Failure::transient("custom", "asked to fail"));
+            }
+            self.0.lock().unwrap().push(event.body.to_vec());
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_processor_replaces_delivery() {
+    let log =
+        std::env::temp_dir().join(format!("sluice-processor-moto-{}.log", std::process::id()));
+    let moto = Moto::start(None, &log).await.unwrap();
+    let sdk = moto.sdk_config().await;
+    create_table(&aws_sdk_dynamodb::Client::new(&sdk), "custom", "pk")
+        .await
+        .unwrap();
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let consumer = Consumer::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_s3::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+        config("http://127.0.0.1:9/unused", "custom"),
+    )
+    .unwrap()
+    .with_processor(recorder.clone());
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        record(1, &envelope("e1", "k1", b"one")),
+        record(2, &envelope("e2", "k1", b"one")),
+        record(3, &envelope("e3", "k2", b"two")),
+        record(4, &envelope("e4", "k3", b"fail")),
+    ];
+    let response = consumer
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    // k1 twice in one batch: one wins, the other is held off (in progress) or a duplicate.
+    assert!(
+        failed.contains(&"m4"),
+        "the processor's failure is a batch item failure: {failed:?}"
+    );
+    let mut seen = recorder.0.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![b"one".to_vec(), b"two".to_vec()],
+        "each event processed once, by the custom processor"
+    );
+    drop(moto);
+    let _ = std::fs::remove_file(log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_duplicates_four_consumers_one_delivery() {
+    let log = std::env::temp_dir().join(format!("sluice-storm-moto-{}.log", std::process::id()));
+    let moto = Moto::start(None, &log).await.unwrap();
+    let sdk = moto.sdk_config().await;
+    create_table(&aws_sdk_dynamodb::Client::new(&sdk), "storm", "pk")
+        .await
+        .unwrap();
+    let dest = Destination::start(None).await.unwrap();
+    let config = config(&format!("{}/storm", dest.url), "storm");
     let consumers: Vec<_> = (0..4)
         .map(|_| {
             Consumer::new(
@@ -70,18 +158,11 @@ async fn fifty_duplicates_four_consumers_one_delivery() {
     // The same provider event accepted 50 times: 50 Sluice event ids, one provider key.
     let bodies: Vec<String> = (0..50)
         .map(|n| {
-            Envelope {
-                v: ENVELOPE_VERSION,
-                id: format!("evt_storm_{n}"),
-                source: "github".into(),
-                idempotency_key: Some("gh-storm-1".into()),
-                received_at_ms: 1,
-                content_type: Some("application/json".into()),
-                trace_id: None,
-                headers: Default::default(),
-                body: Body::from_bytes(br#"{"storm":true}"#),
-            }
-            .encode()
+            envelope(
+                &format!("evt_storm_{n}"),
+                "gh-storm-1",
+                br#"{"storm":true}"#,
+            )
         })
         .collect();
     let mut pending: Vec<(usize, String)> = bodies.into_iter().enumerate().collect();
