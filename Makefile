@@ -56,7 +56,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-python-tools: .venv/.installed
+python-tools: .venv/.installed .venv-lint/.installed
+.venv-lint/.installed: infra/requirements-lint.txt
+	$(PYTHON) -m venv .venv-lint
+	.venv-lint/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-lint.txt
+	@touch $@
+
 .venv/.installed: infra/requirements.txt
 	$(PYTHON) -m venv .venv
 	.venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
@@ -83,11 +88,12 @@ dev: tools edge build
 
 ## ---- test -----------------------------------------------------------------
 
-lint: rust-tools
+lint: rust-tools python-tools
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy -p sluice-edge --target wasm32-unknown-unknown -- -D warnings
 	cargo check -p sluice-protocol --target wasm32-unknown-unknown
+	.venv-lint/bin/cfn-lint template.yaml
 
 test: tools lint edge build
 	cargo test --workspace --exclude sluice-edge
