@@ -41,18 +41,7 @@ fn envelope(id: &str, key: &str, body: &[u8]) -> String {
 fn config(destination: &str, table: &str) -> ConsumerConfig {
     ConsumerConfig {
         sources: SourcesConfig {
-            sources: vec![SourceConfig {
-                name: "github".into(),
-                scheme: Scheme::Github,
-                destination: destination.into(),
-                max_body_bytes: 1024,
-                tolerance_secs: 300,
-                content_types: vec![],
-                require_json: false,
-                public_url: None,
-                generic: None,
-                fifo_group_key: None,
-            }],
+            sources: vec![SourceConfig::new("github", Scheme::Github, destination)],
         },
         table: table.into(),
         destination_secret: None,

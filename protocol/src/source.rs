@@ -56,6 +56,22 @@ fn default_tolerance() -> u64 {
 }
 
 impl SourceConfig {
+    /// A source with every optional field at its default.
+    pub fn new(name: &str, scheme: Scheme, destination: &str) -> Self {
+        SourceConfig {
+            name: name.to_string(),
+            scheme,
+            destination: destination.to_string(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            tolerance_secs: DEFAULT_TOLERANCE_SECS,
+            content_types: Vec::new(),
+            require_json: false,
+            public_url: None,
+            fifo_group_key: None,
+            generic: None,
+        }
+    }
+
     /// The name of the secret (Worker secret or environment variable) holding this source's
     /// signing secrets: `SLUICE_SECRET_` and the upper-cased name, `-` as `_`.
     pub fn secret_var(&self) -> String {

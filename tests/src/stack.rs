@@ -293,16 +293,9 @@ impl Stack {
             sources: sources
                 .iter()
                 .map(|s| SourceConfig {
-                    name: s.name.clone(),
-                    scheme: s.scheme,
-                    destination: s.destination.clone(),
-                    max_body_bytes: sluice_protocol::source::DEFAULT_MAX_BODY_BYTES,
-                    tolerance_secs: sluice_protocol::source::DEFAULT_TOLERANCE_SECS,
-                    content_types: Vec::new(),
-                    require_json: false,
                     public_url: s.public_url.clone(),
                     generic: s.generic.clone(),
-                    fifo_group_key: None,
+                    ..SourceConfig::new(&s.name, s.scheme, &s.destination)
                 })
                 .collect(),
         }
@@ -457,6 +450,25 @@ impl Stack {
         };
         Ok(get(&QueueAttributeName::ApproximateNumberOfMessages)
             + get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    }
+
+    /// Receives up to ten messages from `queue_url` with every attribute (they become
+    /// invisible for the queue's visibility timeout, as for any consumer).
+    pub async fn receive(
+        &self,
+        queue_url: &str,
+    ) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        Ok(out.messages.unwrap_or_default())
     }
 
     /// POSTs `body` with `headers` to `/hooks/<source>`.

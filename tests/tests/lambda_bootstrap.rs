@@ -25,18 +25,11 @@ async fn bootstrap_answers_an_sqs_event_under_the_runtime_api() {
     .unwrap();
     let dest = Destination::start(None).await.unwrap();
     let sources = SourcesConfig {
-        sources: vec![SourceConfig {
-            name: "github".into(),
-            scheme: Scheme::Github,
-            destination: format!("{}/github", dest.url),
-            max_body_bytes: 1024,
-            tolerance_secs: 300,
-            content_types: vec![],
-            require_json: false,
-            public_url: None,
-            generic: None,
-            fifo_group_key: None,
-        }],
+        sources: vec![SourceConfig::new(
+            "github",
+            Scheme::Github,
+            &format!("{}/github", dest.url),
+        )],
     };
 
     let port = free_port().unwrap();

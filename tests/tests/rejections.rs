@@ -131,15 +131,9 @@ async fn bad_requests_are_refused_and_never_queued() {
 
     // The queued message carries the envelope, without secrets or signatures.
     let msg = stack
-        .sqs()
-        .receive_message()
-        .queue_url(&stack.queue_url)
-        .message_attribute_names("All")
-        .send()
+        .receive(&stack.queue_url)
         .await
         .unwrap()
-        .messages
-        .unwrap_or_default()
         .pop()
         .expect("one message");
     let envelope = sluice_protocol::Envelope::decode(msg.body().unwrap_or("")).unwrap();
@@ -178,14 +172,9 @@ async fn bad_requests_are_refused_and_never_queued() {
         read_log(&stack.log("edge"))
     );
     let msg = stack
-        .sqs()
-        .receive_message()
-        .queue_url(&stack.queue_url)
-        .send()
+        .receive(&stack.queue_url)
         .await
         .unwrap()
-        .messages
-        .unwrap_or_default()
         .pop()
         .expect("the claim-checked message is queued");
     let envelope = sluice_protocol::Envelope::decode(msg.body().unwrap_or("")).unwrap();
@@ -235,16 +224,9 @@ async fn bad_requests_are_refused_and_never_queued() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", read_log(&stack.log("consumer"))));
     let dead = stack
-        .sqs()
-        .receive_message()
-        .queue_url(&stack.dlq_url)
-        .message_attribute_names("All")
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .send()
+        .receive(&stack.dlq_url)
         .await
         .unwrap()
-        .messages
-        .unwrap_or_default()
         .pop()
         .expect("the dead letter");
     let attrs = dead.message_attributes.clone().unwrap_or_default();

@@ -4,7 +4,7 @@
 //! by idempotency on `X-GitHub-Delivery` in the consumer instead.
 
 use super::mac::{self, Algorithm};
-use super::{Secret, SignatureError, SignedRequest, Verified};
+use super::{required, Secret, SignatureError, SignedRequest, Verified};
 
 const SIGNATURE: &str = "x-hub-signature-256";
 const DELIVERY: &str = "x-github-delivery";
@@ -13,10 +13,7 @@ pub(super) fn verify(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
 ) -> Result<Verified, SignatureError> {
-    let header = req
-        .headers
-        .get(SIGNATURE)
-        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
+    let header = required(req, SIGNATURE)?;
     let hex_sig = header
         .trim()
         .strip_prefix("sha256=")

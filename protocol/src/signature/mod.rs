@@ -213,6 +213,16 @@ pub enum SignatureError {
     NotConfigured(&'static str),
 }
 
+/// A header the scheme requires, or `MissingHeader`.
+pub(crate) fn required<'a>(
+    req: &SignedRequest<'a>,
+    name: &'static str,
+) -> Result<&'a str, SignatureError> {
+    req.headers
+        .get(name)
+        .ok_or(SignatureError::MissingHeader(name))
+}
+
 /// Parses a Unix-seconds timestamp header and checks it against the tolerance window.
 pub(crate) fn check_timestamp(
     value: &str,

@@ -3,7 +3,7 @@
 //! replays are caught by idempotency in the consumer.
 
 use super::mac::{self, Algorithm};
-use super::{Secret, SignatureError, SignedRequest, Verified};
+use super::{required, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
@@ -13,10 +13,7 @@ pub(super) fn verify(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
 ) -> Result<Verified, SignatureError> {
-    let header = req
-        .headers
-        .get(SIGNATURE)
-        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
+    let header = required(req, SIGNATURE)?;
     let candidate = B64
         .decode(header.trim())
         .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;

@@ -3,7 +3,9 @@
 //! so the edge can answer Slack's handshake (never before verification).
 
 use super::mac::{self, Algorithm};
-use super::{check_timestamp, json_string_field, Secret, SignatureError, SignedRequest, Verified};
+use super::{
+    check_timestamp, json_string_field, required, Secret, SignatureError, SignedRequest, Verified,
+};
 
 const SIGNATURE: &str = "x-slack-signature";
 const TIMESTAMP: &str = "x-slack-request-timestamp";
@@ -12,13 +14,8 @@ pub(super) fn verify(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
 ) -> Result<Verified, SignatureError> {
-    let h = req.headers;
-    let header = h
-        .get(SIGNATURE)
-        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
-    let ts = h
-        .get(TIMESTAMP)
-        .ok_or(SignatureError::MissingHeader(TIMESTAMP))?;
+    let header = required(req, SIGNATURE)?;
+    let ts = required(req, TIMESTAMP)?;
     let candidate = header
         .trim()
         .strip_prefix("v0=")

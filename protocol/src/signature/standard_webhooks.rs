@@ -6,7 +6,7 @@
 //! passes (rotation on either side).
 
 use super::mac::{self, Algorithm};
-use super::{check_timestamp, Secret, SignatureError, SignedRequest, Verified};
+use super::{check_timestamp, required, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -19,14 +19,9 @@ pub(super) fn verify(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
 ) -> Result<Verified, SignatureError> {
-    let h = req.headers;
-    let id = h.get(ID).ok_or(SignatureError::MissingHeader(ID))?;
-    let timestamp = h
-        .get(TIMESTAMP)
-        .ok_or(SignatureError::MissingHeader(TIMESTAMP))?;
-    let signatures = h
-        .get(SIGNATURE)
-        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
+    let id = required(req, ID)?;
+    let timestamp = required(req, TIMESTAMP)?;
+    let signatures = required(req, SIGNATURE)?;
     if id.is_empty() {
         return Err(SignatureError::MalformedHeader(ID));
     }

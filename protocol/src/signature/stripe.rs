@@ -3,7 +3,9 @@
 //! (test-mode legacy) is ignored. The event id is the body's `id`.
 
 use super::mac::{self, Algorithm};
-use super::{check_timestamp, json_string_field, Secret, SignatureError, SignedRequest, Verified};
+use super::{
+    check_timestamp, json_string_field, required, Secret, SignatureError, SignedRequest, Verified,
+};
 
 const SIGNATURE: &str = "stripe-signature";
 
@@ -11,10 +13,7 @@ pub(super) fn verify(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
 ) -> Result<Verified, SignatureError> {
-    let header = req
-        .headers
-        .get(SIGNATURE)
-        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
+    let header = required(req, SIGNATURE)?;
     let mut timestamp = None;
     let mut candidates = Vec::new();
     for item in header.split(',') {

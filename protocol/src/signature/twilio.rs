@@ -5,7 +5,7 @@
 //! behind a custom domain. Event id from `I-Twilio-Idempotency-Token`.
 
 use super::mac::{self, Algorithm};
-use super::{Secret, SignatureError, SignedRequest, Verified};
+use super::{required, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -56,10 +56,7 @@ pub(super) fn verify(
     secrets: &[Secret],
     url: &str,
 ) -> Result<Verified, SignatureError> {
-    let header = req
-        .headers
-        .get(SIGNATURE)
-        .ok_or(SignatureError::MissingHeader(SIGNATURE))?;
+    let header = required(req, SIGNATURE)?;
     let candidate = B64
         .decode(header.trim())
         .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;

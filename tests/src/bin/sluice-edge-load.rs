@@ -48,18 +48,11 @@ async fn main() -> anyhow::Result<()> {
     let stub = SqsStub::start().await?;
     let secret = dev_secret(Scheme::StandardWebhooks);
     let sources = SourcesConfig {
-        sources: vec![SourceConfig {
-            name: "standard".into(),
-            scheme: Scheme::StandardWebhooks,
-            destination: "https://example.com/x".into(),
-            max_body_bytes: 10 * 1024 * 1024,
-            tolerance_secs: 300,
-            content_types: vec![],
-            require_json: false,
-            public_url: None,
-            generic: None,
-            fifo_group_key: None,
-        }],
+        sources: vec![SourceConfig::new(
+            "standard",
+            Scheme::StandardWebhooks,
+            "https://example.com/x",
+        )],
     };
     let port = free_port()?;
     let vars = [
