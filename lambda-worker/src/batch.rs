@@ -208,7 +208,10 @@ impl Consumer {
                     Settled::DeadLettered => (true, "dead_lettered", None),
                     Settled::Retry { backoff_secs } => (false, "retried", backoff_secs),
                 };
-                tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, latency_ms, "event failed");
+                // The jitter's ceiling for this attempt: what grows from retry to retry.
+                let backoff_ceiling_secs =
+                    backoff_secs.map(|_| self.config.retry.ceiling_secs(attempt));
+                tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, backoff_ceiling_secs, latency_ms, "event failed");
                 (ack, outcome)
             }
         };

@@ -249,6 +249,34 @@ async fn pipeline_delivers_exactly_once() {
         log.contains("\"outcome\":\"duplicate\""),
         "duplicates are logged as such"
     );
+    assert!(log.contains("\"outcome\":\"dead_lettered\""));
+    assert!(
+        log.contains("\"Namespace\":\"Sluice\""),
+        "EMF metric lines are emitted"
+    );
+    // The flaky event's two failures backed off, and the backoff ceiling grew.
+    let ceilings: Vec<(u64, u64)> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["event_key"] == "flaky#flaky-1" && v["fields"]["outcome"] == "retried"
+        })
+        .filter_map(|v| {
+            Some((
+                v["fields"]["attempt"].as_u64()?,
+                v["fields"]["backoff_ceiling_secs"].as_u64()?,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        ceilings.len(),
+        2,
+        "two retried attempts logged: {ceilings:?}"
+    );
+    assert!(
+        ceilings[0].0 < ceilings[1].0 && ceilings[0].1 < ceilings[1].1,
+        "the backoff ceiling grows from attempt to attempt: {ceilings:?}"
+    );
     for s in &stack.sources {
         assert!(
             !log.contains(&s.secret),
