@@ -69,17 +69,8 @@ pub fn request_body(
             serde_json::json!({"DataType": "String", "StringValue": value}),
         );
     };
-    attr("sluice-source", &envelope.source);
-    attr("sluice-event-id", &envelope.id);
-    if let Some(key) = envelope
-        .idempotency_key
-        .as_deref()
-        .filter(|k| !k.is_empty())
-    {
-        attr("sluice-idempotency-key", key);
-    }
-    if let Some(trace) = envelope.trace_id.as_deref() {
-        attr("sluice-trace-id", trace);
+    for (name, value) in sluice_protocol::queue_attributes::for_envelope(envelope) {
+        attr(name, value);
     }
     let mut request = serde_json::json!({
         "QueueUrl": queue.queue_url,

@@ -31,7 +31,7 @@ pub fn object_key(source: &str, received_at_ms: u64, event_id: &str) -> String {
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_date(days: u64) -> (i64, u32, u32) {
+pub(crate) fn civil_date(days: u64) -> (i64, u32, u32) {
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -9,6 +9,7 @@
 //! It must never log, never hold a secret longer than a call, and never put a secret or a
 //! signature into anything it returns.
 
+pub mod archive;
 pub mod claim_check;
 pub mod envelope;
 pub mod event_id;
@@ -16,6 +17,7 @@ pub mod fifo;
 pub mod headers;
 pub mod ingest;
 pub mod ingest_error;
+pub mod queue_attributes;
 pub mod retry;
 pub mod signature;
 pub mod source;

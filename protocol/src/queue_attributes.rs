@@ -1,0 +1,100 @@
+//! The SQS message attributes that travel beside an envelope: routing facts that let
+//! operators (and the `sluice` CLI) see what a message is without decoding its body.
+//!
+//! Written by the edge on intake and by the CLI on redrive and replay, so both produce the
+//! same message. Never carries a secret, a signature or the body.
+
+use crate::Envelope;
+
+/// Source name attribute.
+pub const SOURCE: &str = "sluice-source";
+/// Sluice event id attribute.
+pub const EVENT_ID: &str = "sluice-event-id";
+/// Provider idempotency key attribute (absent when the provider sent none).
+pub const IDEMPOTENCY_KEY: &str = "sluice-idempotency-key";
+/// Trace id attribute.
+pub const TRACE_ID: &str = "sluice-trace-id";
+/// Prefix of the attributes the consumer adds when it dead-letters a message
+/// (`sluice-failure-reason`, `sluice-failure-detail`); a redrive drops them.
+pub const FAILURE_PREFIX: &str = "sluice-failure";
+/// Attributes the consumer adds beside the failure ones when it dead-letters a message.
+pub const DEAD_LETTER_ONLY: [&str; 2] = ["sluice-attempts", "sluice-last-status"];
+
+/// The string attributes to send with `envelope`, in a stable order.
+pub fn for_envelope(envelope: &Envelope) -> Vec<(&'static str, &str)> {
+    let mut attributes = vec![
+        (SOURCE, envelope.source.as_str()),
+        (EVENT_ID, envelope.id.as_str()),
+    ];
+    if let Some(key) = envelope
+        .idempotency_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+    {
+        attributes.push((IDEMPOTENCY_KEY, key));
+    }
+    if let Some(trace) = envelope.trace_id.as_deref() {
+        attributes.push((TRACE_ID, trace));
+    }
+    attributes
+}
+
+/// True for attributes the consumer added when dead-lettering: a redrive leaves them out
+/// so the message goes back as the edge first queued it.
+pub fn is_dead_letter_attribute(name: &str) -> bool {
+    name.starts_with(FAILURE_PREFIX) || DEAD_LETTER_ONLY.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Body;
+
+    fn envelope(key: Option<&str>, trace: Option<&str>) -> Envelope {
+        Envelope {
+            v: 1,
+            id: "evt_1".into(),
+            source: "github".into(),
+            idempotency_key: key.map(Into::into),
+            received_at_ms: 0,
+            content_type: None,
+            trace_id: trace.map(Into::into),
+            headers: Default::default(),
+            body: Body::from_bytes(b"{}"),
+        }
+    }
+
+    #[test]
+    fn attributes_name_source_event_key_and_trace() {
+        let e = envelope(Some("d-1"), Some("t-1"));
+        assert_eq!(
+            for_envelope(&e),
+            vec![
+                (SOURCE, "github"),
+                (EVENT_ID, "evt_1"),
+                (IDEMPOTENCY_KEY, "d-1"),
+                (TRACE_ID, "t-1")
+            ]
+        );
+        let bare = envelope(Some(""), None);
+        assert_eq!(
+            for_envelope(&bare),
+            vec![(SOURCE, "github"), (EVENT_ID, "evt_1")]
+        );
+    }
+
+    #[test]
+    fn dead_letter_attributes_are_recognised() {
+        for name in [
+            "sluice-failure-reason",
+            "sluice-failure-detail",
+            "sluice-attempts",
+            "sluice-last-status",
+        ] {
+            assert!(is_dead_letter_attribute(name), "{name}");
+        }
+        for name in [SOURCE, EVENT_ID, IDEMPOTENCY_KEY, TRACE_ID] {
+            assert!(!is_dead_letter_attribute(name), "{name}");
+        }
+    }
+}
