@@ -8,6 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The CloudWatch namespace of Sluice's own metrics (the SAM alarms use the same).
 pub const METRICS_NAMESPACE: &str = "Sluice";
 
+/// Every `outcome` dimension value the consumer emits.
+pub const OUTCOMES: [&str; 4] = ["delivered", "duplicate", "retried", "dead_lettered"];
+
 /// Installs the JSON log subscriber once; later calls do nothing.
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -50,7 +53,9 @@ pub fn event_metric(
         "Timestamp": now,
         "CloudWatchMetrics": [{
             "Namespace": METRICS_NAMESPACE,
-            "Dimensions": [["source", "outcome"]],
+            // Per source and outcome, and per outcome across sources (what alarms and
+            // the dashboard use: a template cannot list every source).
+            "Dimensions": [["source", "outcome"], ["outcome"]],
             "Metrics": metrics,
         }],
     });

@@ -367,6 +367,7 @@ impl Stack {
             .env("SLUICE_DESTINATION_SECRET", &self.destination_secret)
             .env("SLUICE_DELIVERY_TIMEOUT_MS", "5000")
             .env("SLUICE_DLQ_URL", &self.dlq_url)
+            .env("SLUICE_ARCHIVE_BUCKET", &self.bucket)
             .env("SLUICE_RETRY_BASE_SECS", "1")
             .env("SLUICE_RETRY_CAP_SECS", "2")
             .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
