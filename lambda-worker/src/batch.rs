@@ -59,6 +59,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    DestinationSecret(#[from] crate::destination_secret::DestinationSecretError),
 }
 
 fn now_ms() -> u64 {
@@ -72,8 +74,12 @@ impl Consumer {
     /// Builds a consumer from the environment (AWS SDK settings included, e.g.
     /// `AWS_ENDPOINT_URL` for the local stack).
     pub async fn from_env() -> Result<Arc<Self>, StartError> {
-        let config = ConsumerConfig::from_env()?;
+        let mut config = ConsumerConfig::from_env()?;
         let sdk = aws_config::load_from_env().await;
+        if let Some(arn) = &config.destination_secret_arn {
+            let client = aws_sdk_secretsmanager::Client::new(&sdk);
+            config.destination_secret = Some(crate::destination_secret::fetch(&client, arn).await?);
+        }
         // A custom endpoint (the local stack) serves buckets path-style.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
@@ -122,21 +128,58 @@ impl Consumer {
             d => d,
         };
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
-        let mut tasks = Vec::with_capacity(event.payload.records.len());
-        for record in event.payload.records {
-            let id = record.message_id.clone().unwrap_or_default();
+        let mut tasks = Vec::new();
+        for lane in crate::lanes::split(event.payload.records) {
             let consumer = Arc::clone(self);
             let permits = Arc::clone(&permits);
-            tasks.push((
-                id,
-                tokio::spawn(async move {
-                    let _permit = permits.acquire_owned().await;
-                    consumer.process_logged(&record, deadline_ms).await
-                }),
-            ));
+            tasks.push(tokio::spawn(async move {
+                consumer.run_lane(lane, permits, deadline_ms).await
+            }));
         }
         let mut response = SqsBatchResponse::default();
-        for (id, task) in tasks {
+        for task in tasks {
+            // A lane task only awaits record tasks, which catch their own panics.
+            let results = task.await.unwrap_or_default();
+            for (id, ok) in results {
+                if !ok {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+
+    /// Runs one lane's records in order, each in its own task (a panic fails that record
+    /// only). In an ordered lane (a FIFO message group) the first record that is not
+    /// acknowledged stops the lane: the records behind it are not processed, reported as
+    /// failures and made visible again at once, so they follow it, in order, when it is
+    /// retried (SQS holds a group back while one of its messages is in flight).
+    async fn run_lane(
+        self: Arc<Self>,
+        lane: crate::lanes::Lane,
+        permits: Arc<Semaphore>,
+        deadline_ms: u64,
+    ) -> Vec<(String, bool)> {
+        let mut results = Vec::with_capacity(lane.records.len());
+        let mut blocked_by: Option<String> = None;
+        for record in lane.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            if let Some(first) = &blocked_by {
+                tracing::info!(message_id = %id, group = lane.group.as_deref().unwrap_or(""), behind = %first, outcome = "held_back", "not processed: an earlier record of its message group failed");
+                if let Err(e) = self.hide(&record, 0).await {
+                    tracing::warn!(message_id = %id, detail = %e, "could not release a held-back record; the queue's timeout applies");
+                }
+                results.push((id, false));
+                continue;
+            }
+            let permit = Arc::clone(&permits).acquire_owned().await;
+            let consumer = Arc::clone(&self);
+            let task = tokio::spawn(async move {
+                let _permit = permit;
+                consumer.process_logged(&record, deadline_ms).await
+            });
             let ok = match task.await {
                 Ok(ok) => ok,
                 Err(join) => {
@@ -144,13 +187,12 @@ impl Consumer {
                     false
                 }
             };
-            if !ok {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
+            if !ok && lane.group.is_some() {
+                blocked_by = Some(id.clone());
             }
+            results.push((id, ok));
         }
-        response
+        results
     }
 
     /// Processes one record, settles its failure (dead-letter or back off) and logs and
@@ -188,7 +230,10 @@ impl Consumer {
             ),
         };
         let result = match &envelope {
-            Ok(e) => self.process(e, deadline_ms).await,
+            Ok(e) => {
+                self.process(e, record.body.as_deref().unwrap_or_default(), deadline_ms)
+                    .await
+            }
             Err(f) => Err(f.clone()),
         };
         let latency_ms = now_ms().saturating_sub(started);
@@ -294,6 +339,18 @@ impl Consumer {
         if let Some(status) = failure.status {
             send = send.message_attributes("sluice-last-status", attr(status.to_string())?);
         }
+        if dlq_url.ends_with(".fifo") {
+            // A FIFO DLQ needs a group (kept, so redrive restores it) and a deduplication id.
+            let group = record.attributes.get("MessageGroupId").cloned();
+            let dedup = record
+                .attributes
+                .get("MessageDeduplicationId")
+                .cloned()
+                .or_else(|| record.message_id.clone());
+            send = send
+                .set_message_group_id(group)
+                .set_message_deduplication_id(dedup);
+        }
         send.send()
             .await
             .map(|_| ())
@@ -325,7 +382,12 @@ impl Consumer {
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
     }
 
-    async fn process(&self, envelope: &Envelope, deadline_ms: u64) -> Result<Done, Failure> {
+    async fn process(
+        &self,
+        envelope: &Envelope,
+        queued: &str,
+        deadline_ms: u64,
+    ) -> Result<Done, Failure> {
         let source = self.config.sources.get(&envelope.source).ok_or_else(|| {
             Failure::permanent(
                 "unknown_source",
@@ -371,6 +433,14 @@ impl Consumer {
             }
         }
 
+        if let Some(bucket) = &self.config.archive_bucket {
+            if let Err(failure) = crate::archive::store(&self.s3, bucket, envelope, queued).await {
+                if let Err(e) = self.claims.release(&key, &envelope.id).await {
+                    tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
+                }
+                return Err(failure);
+            }
+        }
         let delivered = self
             .processor
             .process(Event {

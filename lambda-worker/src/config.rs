@@ -3,8 +3,13 @@
 //!
 //! - `SLUICE_SOURCES`: the sources JSON shared with the edge (destinations come from it).
 //! - `SLUICE_TABLE`: the idempotency table.
-//! - `SLUICE_DESTINATION_SECRET`: optional `whsec_` secret; deliveries are then signed with
-//!   Standard Webhooks headers so the destination can verify them.
+//! - `SLUICE_DESTINATION_SECRET_ARN`: optional Secrets Manager secret holding the `whsec_`
+//!   destination secret (read once at start-up, see [`crate::destination_secret`]);
+//!   deliveries are then signed with Standard Webhooks headers so the destination can
+//!   verify them. `SLUICE_DESTINATION_SECRET` gives the secret directly instead (local
+//!   stacks); setting both is a configuration error.
+//! - `SLUICE_ARCHIVE_BUCKET`: optional; every envelope taken on is kept there under
+//!   `archive/` (see [`crate::archive`]) so `sluice replay` can re-enqueue a time window.
 //! - `SLUICE_COMPLETED_TTL_SECS` (default 7 days): how long a delivered event is remembered.
 //! - `SLUICE_DELIVERY_TIMEOUT_MS` (default 10 000) and `SLUICE_CONCURRENCY` (default 10).
 //! - `SLUICE_DLQ_URL`: where permanent failures go at once, with their reason. Without it
@@ -31,6 +36,10 @@ pub struct ConsumerConfig {
     pub dlq_url: Option<String>,
     pub queue_url: Option<String>,
     pub retry: RetryPolicy,
+    /// Bucket of the event archive (`archive/…`); no archive when `None`.
+    pub archive_bucket: Option<String>,
+    /// Secrets Manager secret to read `destination_secret` from at start-up.
+    pub destination_secret_arn: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +55,10 @@ fn var(name: &'static str) -> Result<String, ConfigError> {
         .ok()
         .filter(|v| !v.is_empty())
         .ok_or(ConfigError::Missing(name))
+}
+
+fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
@@ -70,6 +83,13 @@ impl ConsumerConfig {
             }
             _ => None,
         };
+        let destination_secret_arn = optional("SLUICE_DESTINATION_SECRET_ARN");
+        if destination_secret.is_some() && destination_secret_arn.is_some() {
+            return Err(ConfigError::Invalid(
+                "SLUICE_DESTINATION_SECRET_ARN",
+                "set either it or SLUICE_DESTINATION_SECRET, not both".into(),
+            ));
+        }
         Ok(ConsumerConfig {
             sources,
             table: var("SLUICE_TABLE")?,
@@ -77,16 +97,14 @@ impl ConsumerConfig {
             completed_ttl: Duration::from_secs(number("SLUICE_COMPLETED_TTL_SECS", 7 * 24 * 3600)?),
             delivery_timeout: Duration::from_millis(number("SLUICE_DELIVERY_TIMEOUT_MS", 10_000)?),
             concurrency: number("SLUICE_CONCURRENCY", 10)?.clamp(1, 100) as usize,
-            dlq_url: std::env::var("SLUICE_DLQ_URL")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            queue_url: std::env::var("SLUICE_QUEUE_URL")
-                .ok()
-                .filter(|v| !v.is_empty()),
+            dlq_url: optional("SLUICE_DLQ_URL"),
+            queue_url: optional("SLUICE_QUEUE_URL"),
             retry: RetryPolicy {
                 base_secs: number("SLUICE_RETRY_BASE_SECS", 5)?.clamp(1, 43_200) as u32,
                 cap_secs: number("SLUICE_RETRY_CAP_SECS", 900)?.clamp(1, 43_200) as u32,
             },
+            archive_bucket: optional("SLUICE_ARCHIVE_BUCKET"),
+            destination_secret_arn,
         })
     }
 }

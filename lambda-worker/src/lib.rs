@@ -7,10 +7,13 @@
 //! item failure so SQS redelivers it, and its redrive policy moves poison to the DLQ.
 //! Nothing here logs a secret or a body.
 
+pub mod archive;
 pub mod batch;
 pub mod claim;
 pub mod config;
 pub mod delivery;
+pub mod destination_secret;
+pub mod lanes;
 pub mod local_poller;
 pub mod outcome;
 pub mod payload;

@@ -51,6 +51,8 @@ fn config(destination: &str, table: &str) -> ConsumerConfig {
         dlq_url: None,
         queue_url: None,
         retry: RetryPolicy::default(),
+        archive_bucket: None,
+        destination_secret_arn: None,
     }
 }
 
