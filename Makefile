@@ -33,7 +33,7 @@ help:
 	@echo "make dev    run the whole pipeline locally (edge :8787, moto :4566, consumer, demo destination)"
 	@echo "make test   run every test: lint, unit, consumer against moto, end to end"
 	@echo "make edge   build the Worker (edge/build)"
-	@echo "make bench  benchmarks: edge pure path vs HMAC floor, wasm size"
+	@echo "make bench  benchmarks: edge pure path vs HMAC floor, wasm size, edge load, consumer cold start/CPU"
 
 ## ---- tools ----------------------------------------------------------------
 
@@ -111,6 +111,10 @@ bench: tools edge build
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	@echo "edge under wrangler dev, SQS stubbed (wrk, 16 connections, 10 s per size):"
 	target/debug/sluice-edge-load --seconds 10
+	@echo
+	@echo "consumer: the release bootstrap under a local Lambda Runtime API (moto, local destination):"
+	cargo build --release -p sluice-lambda-worker --bin bootstrap
+	target/debug/sluice-consumer-bench --bootstrap target/release/bootstrap --json target/bench-consumer.json
 
 clean:
 	rm -rf edge/build .dev

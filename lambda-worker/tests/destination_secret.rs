@@ -160,7 +160,10 @@ async fn a_missing_or_malformed_secret_stops_the_consumer_at_start_up() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!out.status.success(), "{arn}: must fail, printed {text}");
-        assert!(text.contains(arn), "{arn}: the error names the secret: {text}");
+        assert!(
+            text.contains(arn),
+            "{arn}: the error names the secret: {text}"
+        );
         assert!(!text.contains(bad_value), "the value never appears: {text}");
     }
     drop(moto);

@@ -39,10 +39,7 @@ impl Processor for Recorder {
                 "b2" => Err(Failure::permanent("custom_poison", "never works")),
                 _ => Ok(()),
             };
-            self.attempts
-                .lock()
-                .unwrap()
-                .push((body, result.is_ok()));
+            self.attempts.lock().unwrap().push((body, result.is_ok()));
             result
         })
     }
@@ -91,7 +88,11 @@ async fn groups_run_in_order_and_stop_at_their_first_failure() {
     create_table(&aws_sdk_dynamodb::Client::new(&sdk), "fifo", "pk")
         .await
         .unwrap();
-    s3.create_bucket().bucket("fifo-archive").send().await.unwrap();
+    s3.create_bucket()
+        .bucket("fifo-archive")
+        .send()
+        .await
+        .unwrap();
     let dlq_url = fifo_queue(&sqs, "orders-dlq.fifo", None).await;
     let dlq_arn = "arn:aws:sqs:us-east-1:123456789012:orders-dlq.fifo";
     let queue_url = fifo_queue(&sqs, "orders.fifo", Some(dlq_arn)).await;
@@ -165,10 +166,14 @@ async fn groups_run_in_order_and_stop_at_their_first_failure() {
             .iter()
             .all(|b| attempts.iter().any(|(x, ok)| x == b && *ok))
     };
-    wait::until("every good record processed", Duration::from_secs(60), || {
-        let r = recorder.clone();
-        async move { done(&r).then_some(()) }
-    })
+    wait::until(
+        "every good record processed",
+        Duration::from_secs(60),
+        || {
+            let r = recorder.clone();
+            async move { done(&r).then_some(()) }
+        },
+    )
     .await
     .unwrap();
     let _ = stop.send(());

@@ -11,6 +11,7 @@ pub mod edge;
 pub mod moto;
 pub mod paths;
 pub mod process;
+pub mod runtime_api;
 pub mod sqs_stub;
 pub mod stack;
 pub mod template;
