@@ -75,7 +75,14 @@ impl Consumer {
     /// `AWS_ENDPOINT_URL` for the local stack).
     pub async fn from_env() -> Result<Arc<Self>, StartError> {
         let mut config = ConsumerConfig::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        // Bounded AWS calls: a hung connection costs one attempt (then the SDK's retries with
+        // backoff), never the whole invocation.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(5))
+            .operation_timeout(Duration::from_secs(20))
+            .build();
+        let sdk = aws_config::from_env().timeout_config(timeouts).load().await;
         if let Some(arn) = &config.destination_secret_arn {
             let client = aws_sdk_secretsmanager::Client::new(&sdk);
             config.destination_secret = Some(crate::destination_secret::fetch(&client, arn).await?);

@@ -8,6 +8,7 @@
 
 pub mod destination;
 pub mod edge;
+pub mod fault_proxy;
 pub mod moto;
 pub mod paths;
 pub mod process;

@@ -1,5 +1,6 @@
 //! Starts and stops a whole local Sluice pipeline.
 
+use crate::fault_proxy::FaultProxy;
 use crate::moto::Moto;
 use crate::paths;
 use crate::process::Managed;
@@ -177,6 +178,9 @@ pub struct StackOptions {
     pub poller: bool,
     /// The `whsec_` secret deliveries are signed with.
     pub destination_secret: String,
+    /// Put a [`FaultProxy`] between the edge/consumer and moto (the test's own AWS clients
+    /// still talk to moto directly); set its faults through [`Stack::aws_faults`].
+    pub aws_fault_proxy: bool,
 }
 
 impl StackOptions {
@@ -196,6 +200,7 @@ impl StackOptions {
             visibility_timeout_secs: Some(2),
             poller: true,
             destination_secret: dev_secret(Scheme::StandardWebhooks),
+            aws_fault_proxy: false,
         }
     }
 }
@@ -212,6 +217,10 @@ pub struct Stack {
     pub settings: QueueSettings,
     pub sources: Vec<DemoSource>,
     pub destination_secret: String,
+    /// The fault proxy in front of moto, when the options asked for one.
+    pub aws_faults: Option<FaultProxy>,
+    /// Where the edge and the consumer send AWS calls: moto, or the fault proxy.
+    components_endpoint: String,
     sources_json: String,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -301,6 +310,13 @@ impl Stack {
         }
         .to_json();
 
+        let aws_faults = match options.aws_fault_proxy {
+            true => Some(FaultProxy::start(&aws_endpoint).await?),
+            false => None,
+        };
+        let components_endpoint = aws_faults
+            .as_ref()
+            .map_or_else(|| aws_endpoint.clone(), |p| p.url.clone());
         let mut stack = Stack {
             dir: dir.clone(),
             edge_url: edge_url.clone(),
@@ -312,6 +328,8 @@ impl Stack {
             settings,
             sources,
             destination_secret: options.destination_secret.clone(),
+            aws_faults,
+            components_endpoint,
             sources_json,
             sqs,
             dynamodb,
@@ -331,9 +349,9 @@ impl Stack {
         let vars = [
             ("AWS_REGION", REGION.to_string()),
             ("SQS_QUEUE_URL", self.queue_url.clone()),
-            ("SQS_ENDPOINT", self.aws_endpoint.clone()),
+            ("SQS_ENDPOINT", self.components_endpoint.clone()),
             ("PAYLOAD_BUCKET", self.bucket.clone()),
-            ("S3_ENDPOINT", self.aws_endpoint.clone()),
+            ("S3_ENDPOINT", self.components_endpoint.clone()),
             ("SLUICE_SOURCES", self.sources_json.clone()),
         ];
         let mut secrets = vec![
@@ -370,7 +388,7 @@ impl Stack {
             .env("SLUICE_ARCHIVE_BUCKET", &self.bucket)
             .env("SLUICE_RETRY_BASE_SECS", "1")
             .env("SLUICE_RETRY_CAP_SECS", "2")
-            .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
+            .env("AWS_ENDPOINT_URL", &self.components_endpoint)
             .env("AWS_REGION", REGION)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")

@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         visibility_timeout_secs: Some(10),
         poller: true,
         destination_secret: sluice_e2e::stack::dev_secret(Scheme::StandardWebhooks),
+        aws_fault_proxy: false,
     };
     println!(
         "starting moto, wrangler dev and the consumer (logs in {}) ...",

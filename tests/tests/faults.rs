@@ -1,0 +1,219 @@
+//! Fault injection: a few hundred signed webhooks across schemes (some large enough for the
+//! S3 claim check) while a fault proxy breaks 15% of the calls the edge and the consumer
+//! make to SQS, S3 and DynamoDB (503, throttling, timeouts, resets, slow answers, errors
+//! after the call took effect) and 15% of deliveries to the destination.
+//!
+//! Asserts Sluice's promise on the real services' records:
+//! - every request answered 202 is delivered exactly once;
+//! - every request not answered 202 is delivered at most once;
+//! - once the faults stop, the queue drains to empty and nothing was dead-lettered.
+
+use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
+use sluice_e2e::wait::until;
+use sluice_e2e::{Destination, Stack, StackOptions};
+use sluice_protocol::Scheme;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVENTS: usize = 240;
+const CONCURRENCY: usize = 8;
+/// Every 30th event is 300 KiB: through the claim check (S3 PUT at the edge, GET in the
+/// consumer).
+const LARGE_EVERY: usize = 30;
+
+fn body(source: &str, n: usize) -> Vec<u8> {
+    let padding = if n % LARGE_EVERY == 0 {
+        "x".repeat(300 * 1024)
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{"id":"evt_{source}_{n}","marker":"m{n}","type":"fault.test","padding":"{padding}"}}"#
+    )
+    .into_bytes()
+}
+
+fn marker(delivered: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(delivered).ok()?;
+    v["marker"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_event_is_delivered_exactly_once_under_faults() {
+    let dest = Destination::start(None).await.unwrap();
+    let dest_proxy = FaultProxy::start(&dest.url).await.unwrap();
+    let mut options = StackOptions::for_test(
+        "faults",
+        &dest_proxy.url,
+        &[
+            ("standard", Scheme::StandardWebhooks),
+            ("github", Scheme::Github),
+            ("stripe", Scheme::Stripe),
+            ("shopify", Scheme::Shopify),
+        ],
+    );
+    options.aws_fault_proxy = true;
+    let stack = Arc::new(Stack::start(options).await.expect("stack starts"));
+    let aws_proxy = stack
+        .aws_faults
+        .clone()
+        .expect("fault proxy in front of moto");
+
+    aws_proxy.set(Faults {
+        rate: 0.15,
+        kinds: vec![
+            Fault::Unavailable,
+            Fault::Throttle,
+            Fault::Timeout,
+            Fault::Reset,
+            Fault::Slow,
+            Fault::ErrorAfterForward,
+        ],
+        ..Faults::none()
+    });
+    // Destination faults are all before the destination acts (or only slow it, well under
+    // the delivery timeout): an error after the destination acted cannot be told apart from
+    // a failure by any sender; the destination dedupes on `webhook-id` for that case.
+    dest_proxy.set(Faults {
+        rate: 0.15,
+        kinds: vec![
+            Fault::Unavailable,
+            Fault::Reset,
+            Fault::Timeout,
+            Fault::Slow,
+        ],
+        ..Faults::none()
+    });
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..EVENTS {
+        let stack = stack.clone();
+        let permits = permits.clone();
+        sends.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let source = &stack.sources[n % stack.sources.len()];
+            let body = body(&source.name, n);
+            let headers = source.sign(&format!("msg_fault_{n}"), &body);
+            let status = match stack.post(&source.name, &headers, &body).await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            (format!("m{n}"), status)
+        });
+    }
+    let mut answers = BTreeMap::new();
+    while let Some(done) = sends.join_next().await {
+        let (marker, status) = done.unwrap();
+        answers.insert(marker, status);
+    }
+    let accepted: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s)| **s == 202)
+        .map(|(m, _)| m)
+        .collect();
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    for s in answers.values() {
+        *by_status.entry(*s).or_default() += 1;
+    }
+    assert!(
+        accepted.len() > EVENTS / 2,
+        "most requests should still be accepted: {by_status:?}"
+    );
+    for (marker, status) in &answers {
+        assert!(
+            *status == 202 || *status == 503,
+            "{marker}: a fault of ours must be 503 (retry), got {status}"
+        );
+    }
+
+    let delivered_counts = || {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for d in dest.deliveries() {
+            if (200..300).contains(&d.status) {
+                if let Some(m) = marker(&d.body) {
+                    *counts.entry(m).or_default() += 1;
+                }
+            }
+        }
+        counts
+    };
+    // Every accepted event arrives while faults continue.
+    let consumer_log = stack.dir.join("consumer.log");
+    until(
+        "every accepted event delivered under faults",
+        Duration::from_secs(240),
+        || {
+            let counts = delivered_counts();
+            let missing = accepted
+                .iter()
+                .filter(|m| !counts.contains_key(**m))
+                .count();
+            async move { (missing == 0).then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        let counts = delivered_counts();
+        let missing: Vec<_> = accepted
+            .iter()
+            .filter(|m| !counts.contains_key(**m))
+            .collect();
+        panic!(
+            "{e}: missing {missing:?}\nconsumer log tail:\n{}",
+            std::fs::read_to_string(&consumer_log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+
+    // Faults stop: the queue drains (nothing in flight that could deliver again).
+    aws_proxy.set(Faults::none());
+    dest_proxy.set(Faults::none());
+    until("the queue drained", Duration::from_secs(120), || async {
+        (stack.queue_count(&stack.queue_url).await.ok()? == 0).then_some(())
+    })
+    .await
+    .unwrap();
+
+    let counts = delivered_counts();
+    let duplicated: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "delivered more than once: {duplicated:?}"
+    );
+    for m in &accepted {
+        assert_eq!(
+            counts.get(*m),
+            Some(&1),
+            "{m}: accepted, so delivered exactly once"
+        );
+    }
+    let rejected_delivered = answers
+        .iter()
+        .filter(|(m, s)| **s != 202 && counts.contains_key(*m))
+        .count();
+    assert!(
+        stack.receive(&stack.dlq_url).await.unwrap().is_empty(),
+        "nothing dead-lettered"
+    );
+
+    let aws_injected = aws_proxy.injected();
+    let dest_injected = dest_proxy.injected();
+    assert!(
+        aws_injected.values().sum::<u64>() > 20 && dest_injected.values().sum::<u64>() > 10,
+        "faults were injected: aws {aws_injected:?}, destination {dest_injected:?}"
+    );
+    println!(
+        "faults: {EVENTS} requests, answers {by_status:?}; accepted {} delivered once each; \
+         {rejected_delivered} not-accepted delivered (at most once); injected on AWS calls \
+         {aws_injected:?} ({} forwarded), on deliveries {dest_injected:?}",
+        accepted.len(),
+        aws_proxy.forwarded()
+    );
+}
