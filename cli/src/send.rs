@@ -1,11 +1,15 @@
-//! `sluice send`: sign and POST a test webhook.
+//! `sluice send`: sign and POST a test webhook, as the source's provider would.
+//!
+//! Against the local stack it reads the edge URL, scheme and secret from the stack file;
+//! against a deployment pass `--url`, `--scheme` and `--secret` (or `SLUICE_SEND_SECRET`).
+//! It must never print the secret.
 
+use crate::error::CliError;
 use anyhow::{bail, Context};
 use clap::Args;
 use sluice_protocol::signature::{GenericHmac, SchemeOptions};
 use sluice_protocol::Scheme;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Args, Debug)]
@@ -15,9 +19,6 @@ pub struct SendArgs {
     /// The body to send; a small JSON test event when omitted.
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// The stack description written by `make dev`.
-    #[arg(long, default_value = ".dev/stack.json")]
-    pub stack: PathBuf,
     /// The edge's base URL (overrides the stack file), e.g. https://hooks.example.com.
     #[arg(long)]
     pub url: Option<String>,
@@ -54,29 +55,29 @@ struct Target {
     generic: Option<GenericHmac>,
 }
 
-fn from_stack(args: &SendArgs) -> anyhow::Result<Option<Target>> {
-    let Ok(text) = std::fs::read_to_string(&args.stack) else {
+fn from_stack(args: &SendArgs, stack: &Path) -> anyhow::Result<Option<Target>> {
+    let Ok(text) = std::fs::read_to_string(stack) else {
         return Ok(None);
     };
-    let stack: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", args.stack.display()))?;
-    let Some(source) = stack["sources"]
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", stack.display()))?;
+    let Some(source) = doc["sources"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == args.source.as_str()))
     else {
-        let names: Vec<_> = stack["sources"]
+        let names: Vec<_> = doc["sources"]
             .as_array()
             .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
             .unwrap_or_default();
         bail!(
             "no source `{}` in {} (have: {})",
             args.source,
-            args.stack.display(),
+            stack.display(),
             names.join(", ")
         );
     };
     Ok(Some(Target {
-        url: stack["edge_url"].as_str().unwrap_or_default().to_string(),
+        url: doc["edge_url"].as_str().unwrap_or_default().to_string(),
         scheme: serde_json::from_value(source["scheme"].clone())
             .context("stack file: bad scheme")?,
         secret: source["secret"].as_str().unwrap_or_default().to_string(),
@@ -84,8 +85,63 @@ fn from_stack(args: &SendArgs) -> anyhow::Result<Option<Target>> {
     }))
 }
 
-pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let stacked = from_stack(&args)?;
+/// Runs `send`; a local problem (arguments, stack file, body file, secret) is a usage error,
+/// an unreachable edge or a refusal an operational failure.
+pub async fn run(args: SendArgs, stack: &Path, json: bool) -> Result<(), CliError> {
+    let (endpoint, id, status, text) =
+        prepare_and_post(&args, stack).await.map_err(|e| match e {
+            Failure::Local(e) => CliError::Usage(format!("{e:#}")),
+            Failure::Unreachable(e) => CliError::Failed(format!("{e:#}")),
+        })?;
+    if json {
+        let response = serde_json::from_str::<serde_json::Value>(&text)
+            .unwrap_or(serde_json::Value::String(text.clone()));
+        let out = serde_json::json!({
+            "url": endpoint,
+            "delivery_id": id,
+            "status": status,
+            "response": response,
+        });
+        println!("{out:#}");
+    } else {
+        println!("POST {endpoint} (delivery id {id})");
+        println!("{status} {text}");
+    }
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "the edge refused the event ({status})"
+        )))
+    }
+}
+
+enum Failure {
+    Local(anyhow::Error),
+    Unreachable(anyhow::Error),
+}
+
+async fn prepare_and_post(
+    args: &SendArgs,
+    stack: &Path,
+) -> Result<(String, String, u16, String), Failure> {
+    let request = prepare(args, stack).map_err(Failure::Local)?;
+    let (endpoint, id, req) = request;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))
+        .map_err(Failure::Unreachable)?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    Ok((endpoint, id, status, text))
+}
+
+fn prepare(
+    args: &SendArgs,
+    stack: &Path,
+) -> anyhow::Result<(String, String, reqwest::RequestBuilder)> {
+    let stacked = from_stack(args, stack)?;
     let url = args
         .url
         .clone()
@@ -145,18 +201,5 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     for (name, value) in signed {
         req = req.header(name, value);
     }
-    let resp = req
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {endpoint}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    println!("POST {endpoint} (delivery id {id})");
-    println!("{} {}", status.as_u16(), text);
-    Ok(if status.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok((endpoint, id, req.body(body)))
 }

@@ -38,6 +38,8 @@ pub struct Delivery {
     pub body: Vec<u8>,
     /// The status the destination answered with.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -156,6 +158,7 @@ async fn handle(
             headers: headers.clone(),
             body: body.clone(),
             status,
+            at: std::time::Instant::now(),
         });
         status
     };

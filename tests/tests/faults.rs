@@ -23,7 +23,7 @@ const CONCURRENCY: usize = 8;
 const LARGE_EVERY: usize = 30;
 
 fn body(source: &str, n: usize) -> Vec<u8> {
-    let padding = if n % LARGE_EVERY == 0 {
+    let padding = if n.is_multiple_of(LARGE_EVERY) {
         "x".repeat(300 * 1024)
     } else {
         String::new()

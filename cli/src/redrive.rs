@@ -1,0 +1,273 @@
+//! `sluice dlq redrive`: move dead letters back to the main queue.
+//!
+//! Per message: ReceiveMessage from the DLQ (hidden for [`REDRIVE_VISIBILITY_SECS`]) ->
+//! SendMessage to the main queue (same body, original attributes minus the dead-letter ones,
+//! see [`crate::requeue`]) -> DeleteMessage from the DLQ, only once the send succeeded. That
+//! works on moto as on AWS. A message whose send failed is made visible again in the DLQ;
+//! one sent but not deleted stays in the DLQ and may be sent again later: the consumer's
+//! idempotency skips an event already delivered, so both are safe.
+//!
+//! Without `--max`, the run is bounded by the DLQ's visible count when it starts, so events
+//! that fail again and come back to the DLQ during the run are not redriven in a loop.
+//! `--move-task` (AWS only; moto does not implement it) hands the whole DLQ to SQS's own
+//! StartMessageMoveTask instead, which keeps the dead-letter attributes on the messages.
+//! Must never delete a dead letter that was not sent, and never print a body.
+
+use crate::dead_letter::{self, DeadLetter};
+use crate::error::{self, CliError, Result};
+use crate::target::Target;
+use crate::{progress, queues, requeue, table, times};
+use aws_sdk_sqs::types::Message;
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+/// How long a message being redriven stays hidden in the DLQ (send + delete take less).
+pub const REDRIVE_VISIBILITY_SECS: i32 = 60;
+
+#[derive(Args, Debug)]
+pub struct RedriveArgs {
+    /// Move at most N dead letters [default: those in the DLQ when the run starts].
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+    /// Show what would move; move nothing (messages are read and made visible again).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// AWS only: start SQS's own DLQ redrive (StartMessageMoveTask) for the whole DLQ
+    /// instead of moving messages one by one. Dead-letter attributes stay on the messages.
+    #[arg(long, conflicts_with_all = ["max", "dry_run"])]
+    pub move_task: bool,
+    /// With --move-task: the move rate (messages per second; SQS's default when omitted).
+    #[arg(long, requires = "move_task", value_name = "N")]
+    pub max_per_second: Option<i32>,
+}
+
+/// One dead letter's fate.
+#[derive(Debug, Serialize)]
+struct Moved {
+    #[serde(flatten)]
+    letter: DeadLetter,
+    /// The message id it got on the main queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
+    let dlq_url = target.dlq_url()?;
+    let queue_url = target.queue_url()?;
+    let sqs = target.sqs();
+    let dlq = queues::info(&sqs, dlq_url).await?;
+    let main = queues::info(&sqs, queue_url).await?;
+    if args.move_task {
+        return move_task(&args, target, &dlq, &main, json).await;
+    }
+    let limit = args.max.unwrap_or(dlq.visible as usize);
+    let now = times::now_ms();
+    if args.dry_run {
+        let messages =
+            dead_letter::peek(&sqs, dlq_url, limit, dlq.visible as usize, &|_| false).await?;
+        let letters: Vec<DeadLetter> = messages
+            .iter()
+            .map(|m| DeadLetter::from_message(m, main.max_receive_count, now))
+            .collect();
+        if json {
+            let out = json!({
+                "dry_run": true,
+                "from": dlq_url,
+                "to": queue_url,
+                "would_move": letters.len(),
+                "dead_letters": letters,
+            });
+            println!("{out:#}");
+        } else {
+            let rows: Vec<Vec<String>> = letters
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.event_id.clone().unwrap_or_else(|| "?".into()),
+                        d.source.clone().unwrap_or_else(|| "?".into()),
+                        d.reason.clone(),
+                        d.age(),
+                    ]
+                })
+                .collect();
+            if !rows.is_empty() {
+                println!(
+                    "{}",
+                    table::render(&["EVENT ID", "SOURCE", "REASON", "AGE"], &rows)
+                );
+            }
+            println!(
+                "dry run: would redrive {} dead letter(s) from {} to {}; nothing moved",
+                letters.len(),
+                dlq.name,
+                main.name
+            );
+        }
+        return Ok(());
+    }
+
+    let bar = progress::bar(limit as u64, "redrive", json);
+    let mut done: Vec<Moved> = Vec::new();
+    let mut to_release: Vec<Message> = Vec::new();
+    let mut empty = 0;
+    let mut fatal: Option<CliError> = None;
+    'receive: while done.len() < limit && empty < 3 {
+        let want = (limit - done.len()).clamp(1, 10) as i32;
+        let batch = match dead_letter::receive(&sqs, dlq_url, want, REDRIVE_VISIBILITY_SECS).await {
+            Ok(b) => b,
+            Err(e) => {
+                fatal = Some(e);
+                break;
+            }
+        };
+        if batch.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        let mut batch = batch.into_iter();
+        while let Some(m) = batch.next() {
+            let letter = DeadLetter::from_message(&m, main.max_receive_count, now);
+            let out = requeue::for_redrive(queue_url, &m);
+            match requeue::send(&sqs, queue_url, &out).await {
+                Ok(new_id) => {
+                    let deleted = sqs
+                        .delete_message()
+                        .queue_url(dlq_url)
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await;
+                    let error = deleted.err().map(|e| {
+                        format!(
+                            "sent to the main queue but not deleted from the DLQ ({}); \
+                             redriving it again is harmless",
+                            error::aws("delete", e)
+                        )
+                    });
+                    done.push(Moved {
+                        letter,
+                        new_message_id: Some(new_id),
+                        error,
+                    });
+                }
+                Err(e) => {
+                    let e = error::aws(format!("send to {queue_url}"), e);
+                    to_release.push(m);
+                    if matches!(e, CliError::NotFound(_) | CliError::Credentials(_)) {
+                        // Nothing else can succeed: give back the rest and stop.
+                        to_release.extend(batch.by_ref());
+                        fatal = Some(e);
+                        break 'receive;
+                    }
+                    done.push(Moved {
+                        letter,
+                        new_message_id: None,
+                        error: Some(e.to_string()),
+                    });
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let released = dead_letter::release(&sqs, dlq_url, &to_release).await;
+
+    let moved = done.iter().filter(|d| d.error.is_none()).count();
+    let failed = done.len() - moved;
+    if json {
+        let out = json!({
+            "dry_run": false,
+            "from": dlq_url,
+            "to": queue_url,
+            "moved": moved,
+            "failed": failed,
+            "dead_letters": done,
+        });
+        println!("{out:#}");
+    } else {
+        for d in &done {
+            println!(
+                "{} {} ({}, {}){}",
+                if d.error.is_none() {
+                    "moved "
+                } else {
+                    "FAILED"
+                },
+                d.letter.event_id.as_deref().unwrap_or("?"),
+                d.letter.source.as_deref().unwrap_or("?"),
+                d.letter.reason,
+                d.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        println!(
+            "redrove {moved} of {} dead letter(s) from {} to {}; {failed} failed",
+            done.len(),
+            dlq.name,
+            main.name
+        );
+    }
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    released?;
+    if failed > 0 {
+        return Err(CliError::Failed(format!(
+            "partial redrive: {failed} of {} dead letter(s) not moved (see above)",
+            done.len()
+        )));
+    }
+    Ok(())
+}
+
+async fn move_task(
+    args: &RedriveArgs,
+    target: &Target,
+    dlq: &queues::QueueInfo,
+    main: &queues::QueueInfo,
+    json: bool,
+) -> Result<()> {
+    if target.is_local() {
+        return Err(CliError::Usage(
+            "--move-task needs AWS: moto does not implement StartMessageMoveTask; \
+             drop --move-task to move messages one by one"
+                .into(),
+        ));
+    }
+    let (Some(source), Some(destination)) = (&dlq.arn, &main.arn) else {
+        return Err(CliError::Failed(
+            "SQS did not report the queues' ARNs".into(),
+        ));
+    };
+    let mut start = target
+        .sqs()
+        .start_message_move_task()
+        .source_arn(source)
+        .destination_arn(destination);
+    if let Some(rate) = args.max_per_second {
+        start = start.max_number_of_messages_per_second(rate);
+    }
+    let out = start
+        .send()
+        .await
+        .map_err(|e| error::aws("start the message move task", e))?;
+    let handle = out.task_handle().unwrap_or_default();
+    if json {
+        println!(
+            "{:#}",
+            json!({"move_task": handle, "from": dlq.url, "to": main.url, "messages": dlq.visible})
+        );
+    } else {
+        println!(
+            "started SQS message move task from {} to {} (~{} messages); task handle {handle}",
+            dlq.name, main.name, dlq.visible
+        );
+        println!("follow it with `aws sqs list-message-move-tasks --source-arn {source}`");
+    }
+    Ok(())
+}
