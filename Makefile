@@ -27,12 +27,16 @@ export WRANGLER_HIDE_BANNER := true
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test bench tools rust-tools node-tools python-tools edge build lint unit e2e clean
+.PHONY: help dev test bench tools rust-tools node-tools python-tools edge build lint unit e2e clean \
+	template-lint edge-dry-run sam-build
 
 help:
 	@echo "make dev    run the whole pipeline locally (edge :8787, moto :4566, consumer, demo destination)"
 	@echo "make test   run every test: lint, unit, consumer against moto, end to end"
 	@echo "make edge   build the Worker (edge/build)"
+	@echo "make lint   formatting, clippy, and template.yaml through cfn-lint, sam validate --lint, checkov"
+	@echo "make sam-build  build the arm64 consumer as \`sam deploy\` ships it (slow: release AWS SDKs)"
+	@echo "make fuzz   fuzz the protocol parsers, FUZZ_SECONDS (30) per target; not part of make test"
 	@echo "make bench  benchmarks: edge pure path vs HMAC floor, wasm size, edge load, consumer cold start/CPU"
 
 ## ---- tools ----------------------------------------------------------------
@@ -56,7 +60,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-python-tools: .venv/.installed .venv-lint/.installed
+python-tools: .venv/.installed .venv-lint/.installed .venv-sam/.installed
 .venv-lint/.installed: infra/requirements-lint.txt
 	$(PYTHON) -m venv .venv-lint
 	.venv-lint/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-lint.txt
@@ -65,6 +69,12 @@ python-tools: .venv/.installed .venv-lint/.installed
 .venv/.installed: infra/requirements.txt
 	$(PYTHON) -m venv .venv
 	.venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@touch $@
+
+# The AWS SAM CLI, alone: it pins boto3 versions moto and checkov do not share.
+.venv-sam/.installed: infra/requirements-sam.txt
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt
 	@touch $@
 
 ## ---- build ----------------------------------------------------------------
@@ -88,15 +98,65 @@ dev: tools edge build
 
 ## ---- test -----------------------------------------------------------------
 
-lint: rust-tools python-tools
+lint: rust-tools python-tools template-lint
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy -p sluice-edge --target wasm32-unknown-unknown -- -D warnings
 	cargo check -p sluice-protocol --target wasm32-unknown-unknown
-	.venv-lint/bin/cfn-lint template.yaml
 
-test: tools lint edge build
+# template.yaml three ways, all offline: cfn-lint (CloudFormation schemas and best
+# practices), `sam validate --lint` (the SAM transform, then cfn-lint on its output) and
+# checkov (security defaults; every check it skips says why in the resource's Metadata).
+template-lint: .venv-lint/.installed .venv-sam/.installed
+	.venv-lint/bin/cfn-lint template.yaml
+	.venv-sam/bin/sam validate --lint --template-file template.yaml
+	.venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
+# `wrangler deploy --dry-run` of each environment, offline: checks wrangler.toml and bundles
+# the Worker as a deploy uploads it, then prints the upload size. `edge` has just built
+# edge/build; SLUICE_EDGE_PREBUILT=1 keeps wrangler.toml's [build] command from building it
+# a second time (it would run `make -s edge` again: same result, 15 s more).
+edge-dry-run: node-tools edge
+	@for env in dev production; do \
+		out=dist/$$env; rm -rf $$out; mkdir -p $$out; \
+		if ! SLUICE_EDGE_PREBUILT=1 wrangler deploy --dry-run --env $$env --outdir $$out > $$out.log 2>&1; then \
+			cat $$out.log; exit 1; fi; \
+		printf 'wrangler deploy --dry-run --env %s: %s\n' $$env "$$(grep -o 'Total Upload: .*' $$out.log)"; \
+	done
+
+# The consumer as `sam deploy` ships it: BuildMethod rust-cargolambda builds the arm64
+# release `bootstrap` with cargo lambda (and zig) from .venv into .aws-sam/build. Slow the
+# first time (a release build of the AWS SDKs, about 10 minutes on 2 cores): not part of
+# `make test`. nice: it shares the machine with everything else.
+sam-build: .venv/.installed .venv-sam/.installed
+	PATH="$(CURDIR)/.venv/bin:$$PATH" nice -n 10 .venv-sam/bin/sam build --beta-features --template-file template.yaml
+	@ls -l .aws-sam/build/ConsumerFunction/bootstrap
+
+test: tools lint edge build edge-dry-run fuzz-check
 	cargo test --workspace --exclude sluice-edge
+
+## ---- fuzz -----------------------------------------------------------------
+
+# Coverage-guided fuzzing of sluice-protocol's parsers (fuzz/: cargo-fuzz layout, its own
+# workspace). `make fuzz` runs every target for FUZZ_SECONDS each, one after the other;
+# `make fuzz-check` (part of `make test`) builds the targets natively and replays the
+# committed seeds and crash regressions through them. See docs/reliability.md.
+.PHONY: fuzz fuzz-tools fuzz-check
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 30
+
+fuzz-tools: rust-tools
+	@if ! $(CARGO_BIN)/cargo-fuzz --version 2>/dev/null | grep -q "$(CARGO_FUZZ_VERSION)"; then \
+		echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION) (about a minute, once)"; \
+		cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked; fi
+
+fuzz: fuzz-tools
+	nice -n 10 fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-check: rust-tools
+	cd fuzz && cargo fmt -- --check
+	cd fuzz && cargo clippy --all-targets -- -D warnings
+	cd fuzz && cargo test
 
 ## ---- bench ----------------------------------------------------------------
 
@@ -115,6 +175,9 @@ bench: tools edge build
 	@echo "consumer: the release bootstrap under a local Lambda Runtime API (moto, local destination):"
 	cargo build --release -p sluice-lambda-worker --bin bootstrap
 	target/debug/sluice-consumer-bench --bootstrap target/release/bootstrap --json target/bench-consumer.json
+	@echo
+	@echo "the whole local pipeline under load (moto is the bottleneck; its own ceiling is printed last):"
+	target/debug/sluice-pipeline-load --events 1000
 
 clean:
 	rm -rf edge/build .dev
