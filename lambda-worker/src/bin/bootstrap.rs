@@ -7,7 +7,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use sluice_lambda_worker::{telemetry, Consumer};
 
-#[tokio::main]
+// One thread: a Lambda at the default memory size has about one vCPU, and the records of a
+// batch wait on I/O, not on each other; a multi-threaded runtime only adds cross-thread
+// wake-ups (measured in docs/performance.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let consumer = Consumer::from_env().await?;
