@@ -63,6 +63,7 @@ struct State {
     faults: Faults,
     injected: BTreeMap<String, u64>,
     forwarded: u64,
+    by_operation: BTreeMap<String, u64>,
 }
 
 /// A running proxy on 127.0.0.1 in front of `upstream`.
@@ -80,6 +81,7 @@ impl FaultProxy {
             faults: Faults::none(),
             injected: BTreeMap::new(),
             forwarded: 0,
+            by_operation: BTreeMap::new(),
         }));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -122,6 +124,16 @@ impl FaultProxy {
     pub fn forwarded(&self) -> u64 {
         self.state.lock().map(|s| s.forwarded).unwrap_or(0)
     }
+
+    /// Requests forwarded so far, by operation: the `X-Amz-Target` header of the AWS JSON
+    /// protocols (`DynamoDB_20120810.PutItem`, `AmazonSQS.DeleteMessage`), otherwise the
+    /// method and path (`PUT /bucket/key`).
+    pub fn by_operation(&self) -> BTreeMap<String, u64> {
+        self.state
+            .lock()
+            .map(|s| s.by_operation.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Why the proxy closed a connection without answering.
@@ -158,6 +170,10 @@ async fn handle(
     upstream: String,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let json_protocol = req.headers().contains_key("x-amz-target");
+    let operation = match req.headers().get("x-amz-target") {
+        Some(target) => String::from_utf8_lossy(target.as_bytes()).into_owned(),
+        None => format!("{} {}", req.method(), req.uri().path()),
+    };
     let (fault, settings) = roll(&state);
     match fault {
         Some(Fault::Unavailable) => {
@@ -221,6 +237,7 @@ async fn handle(
         .map_err(|_| Dropped("upstream failed"))?;
     if let Ok(mut s) = state.lock() {
         s.forwarded += 1;
+        *s.by_operation.entry(operation).or_insert(0) += 1;
     }
     let status = answer.status().as_u16();
     let answer_headers = answer.headers().clone();
