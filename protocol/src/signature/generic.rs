@@ -57,6 +57,14 @@ enum Piece<'a> {
     Id,
 }
 
+/// An HTTP field name (RFC 9110 `token`): the only names a request can carry.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Splits a template into literal text and placeholders.
 fn pieces(template: &str) -> Vec<Piece<'_>> {
     let mut out = Vec::new();
@@ -95,6 +103,30 @@ impl GenericHmac {
     pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
         if self.header.trim().is_empty() {
             return Err(("generic.header", "must name a header"));
+        }
+        // Settings under which no request could ever verify are refused here, naming the
+        // field, rather than failing every request later (found by fuzzing: fuzz/sig_generic).
+        let names = [
+            ("generic.header", Some(&self.header)),
+            ("generic.timestamp_header", self.timestamp_header.as_ref()),
+            ("generic.id_header", self.id_header.as_ref()),
+        ];
+        for (i, (field, name)) in names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            if !is_header_name(name) {
+                return Err((field, "must be an HTTP header name"));
+            }
+            let earlier = names[..i].iter().filter_map(|(_, n)| *n);
+            if earlier.clone().any(|n| n.eq_ignore_ascii_case(name)) {
+                return Err((field, "must differ from the other headers"));
+            }
+        }
+        // The header value is trimmed before the prefix is removed (as HTTP trims it).
+        if self.prefix.starts_with(char::is_whitespace) || self.prefix.contains(char::is_control) {
+            return Err((
+                "generic.prefix",
+                "must not start with whitespace or contain control characters",
+            ));
         }
         let p = pieces(&self.template);
         if !p.iter().any(|x| matches!(x, Piece::Body)) {
@@ -281,6 +313,74 @@ mod tests {
         let mut g = config();
         g.header = " ".into();
         assert_eq!(g.validate().unwrap_err().0, "generic.header");
+    }
+
+    /// Regression (fuzz/sig_generic): these settings passed validation, yet no request, not
+    /// even one `sign` produced, could verify (or carry its id): the header lookups
+    /// collided, the prefix lost its leading space to the trimming of the header value, or
+    /// a name or prefix could not travel in an HTTP header at all.
+    #[test]
+    fn settings_that_could_never_verify_are_refused() {
+        let cases = [
+            (
+                r#"{"header":"x-sig","timestamp_header":"X-Sig","template":"{timestamp}{body}"}"#,
+                "generic.timestamp_header",
+            ),
+            (
+                r#"{"header":"x-sig","id_header":"x-sig","template":"{id}{body}"}"#,
+                "generic.id_header",
+            ),
+            (
+                r#"{"header":"x-sig","timestamp_header":"x-t","id_header":"x-t"}"#,
+                "generic.id_header",
+            ),
+            (
+                r#"{"header":"x-sig","prefix":" sha256="}"#,
+                "generic.prefix",
+            ),
+            (
+                r#"{"header":"x-sig","prefix":"sha256=\n"}"#,
+                "generic.prefix",
+            ),
+            (r#"{"header":"x sig"}"#, "generic.header"),
+            (
+                r#"{"header":"x-sig","timestamp_header":""}"#,
+                "generic.timestamp_header",
+            ),
+        ];
+        for (json, field) in cases {
+            let g: GenericHmac = serde_json::from_str(json).unwrap();
+            assert_eq!(g.validate().map_err(|e| e.0), Err(field), "{json}");
+        }
+        // What the first of them signs indeed never verifies: the timestamp lookup finds the
+        // signature header.
+        let g: GenericHmac = serde_json::from_str(cases[0].0).unwrap();
+        let h: HeaderMap = g
+            .sign(&Secret::raw("k").unwrap(), "e1", 1000, b"{}")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            check(&g, &h, b"{}", 1000),
+            Err(SignatureError::MalformedHeader("generic timestamp header"))
+        );
+        // Trailing space in a prefix, and distinct names in any case, stay valid.
+        let ok: GenericHmac = serde_json::from_str(
+            r#"{"header":"X-Sig","prefix":"v1= ","timestamp_header":"X-Ts","id_header":"X-Id",
+                "template":"{id}.{timestamp}.{body}"}"#,
+        )
+        .unwrap();
+        ok.validate().unwrap();
+        let h: HeaderMap = ok
+            .sign(&Secret::raw("k").unwrap(), "e1", 1000, b"{}")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            check(&ok, &h, b"{}", 1000)
+                .unwrap()
+                .idempotency_key
+                .as_deref(),
+            Some("e1")
+        );
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! libFuzzer entry for [`sluice_fuzz::targets::sig_github`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sluice_fuzz::targets::sig_github::run(data));
