@@ -77,6 +77,13 @@ python-tools: .venv/.installed .venv-lint/.installed .venv-sam/.installed
 	.venv-sam/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-sam.txt
 	@touch $@
 
+# The Powertools for AWS Lambda (Python) baseline of `make bench` (bench/powertools/), alone:
+# the packages a Python Lambda function ships, and awslambdaric to run it.
+.venv-bench/.installed: infra/requirements-bench.txt
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-bench.txt
+	@touch $@
+
 ## ---- build ----------------------------------------------------------------
 
 # The Worker: wasm32 release build, wasm-bindgen, wasm-opt, esbuild shim -> edge/build/.
@@ -160,7 +167,7 @@ fuzz-check: rust-tools
 
 ## ---- bench ----------------------------------------------------------------
 
-bench: tools edge build
+bench: tools edge build .venv-bench/.installed
 	@echo "edge pure path vs HMAC-SHA256 floor, native, CPU SHA extensions (the harshest floor):"
 	cargo bench -p sluice-protocol --bench ingest -- --noplot
 	@python3 bench/ratios.py target/criterion/edge_pure_path | tee target/bench-hw.txt
@@ -172,12 +179,17 @@ bench: tools edge build
 	@echo "edge under wrangler dev, SQS stubbed (wrk, 16 connections, 10 s per size):"
 	target/debug/sluice-edge-load --seconds 10
 	@echo
-	@echo "consumer: the release bootstrap under a local Lambda Runtime API (moto, local destination):"
+	@echo "consumer: the release bootstrap vs Powertools for AWS Lambda (Python) under a local Lambda Runtime API (moto, local destination):"
 	cargo build --release -p sluice-lambda-worker --bin bootstrap
-	target/debug/sluice-consumer-bench --bootstrap target/release/bootstrap --json target/bench-consumer.json
+	target/debug/sluice-consumer-bench --bootstrap target/release/bootstrap \
+		--baseline '.venv-bench/bin/python -m awslambdaric handler.handler' --baseline-dir bench/powertools \
+		--repeats 5 --json target/bench-consumer.json
 	@echo
 	@echo "the whole local pipeline under load (moto is the bottleneck; its own ceiling is printed last):"
 	target/debug/sluice-pipeline-load --events 1000
+	@echo
+	@echo "cost per million webhooks from list prices and the consumer figures above (docs/cost.md):"
+	python3 bench/cost.py target/bench-consumer.json
 
 clean:
 	rm -rf edge/build .dev
