@@ -40,6 +40,10 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
     (service == "sqs").then(|| format!("https://sqs.{region}.amazonaws.com/{account}/{name}"))
 }
 
+/// Processing stops this long before the claim expires, so no other consumer can take an
+/// event over while this one still delivers it.
+const CLAIM_SAFETY_MARGIN: Duration = Duration::from_millis(200);
+
 /// How long a claim stays valid when the caller gives no invocation deadline.
 const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
 
@@ -448,15 +452,32 @@ impl Consumer {
                 return Err(failure);
             }
         }
-        let delivered = self
-            .processor
-            .process(Event {
+        // The claim is ours only until the invocation's deadline (its in-progress expiry):
+        // past it another consumer may take the event over, so processing must end before
+        // it. A record that would start too late is released and retried instead.
+        let window = deadline_ms
+            .saturating_sub(now_ms())
+            .saturating_sub(CLAIM_SAFETY_MARGIN.as_millis() as u64);
+        let delivered = if window == 0 {
+            Err(Failure::transient(
+                "deadline",
+                "too little of the invocation left to process before the claim expires",
+            ))
+        } else {
+            let work = self.processor.process(Event {
                 envelope,
                 body: &body,
                 source,
                 now_secs: (now / 1000) as i64,
-            })
-            .await;
+            });
+            match tokio::time::timeout(Duration::from_millis(window), work).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::transient(
+                    "deadline",
+                    "processing would have outlived the claim; abandoned",
+                )),
+            }
+        };
         match delivered {
             Ok(_) => {
                 let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();

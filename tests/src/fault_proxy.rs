@@ -154,6 +154,26 @@ fn roll(state: &Mutex<State>) -> (Option<Fault>, Faults) {
     (Some(fault), faults)
 }
 
+/// A 5xx in the shape the service would send it (AWS JSON protocols: a JSON `__type`;
+/// S3 and plain HTTP: an XML `<Error>`), so clients classify it as they would the real one.
+fn server_error(status: u16, json_protocol: bool, code: &str) -> Response<Full<Bytes>> {
+    if json_protocol {
+        reply(
+            status,
+            "application/x-amz-json-1.0",
+            format!(r#"{{"__type":"{code}","message":"injected by the fault proxy"}}"#),
+        )
+    } else {
+        reply(
+            status,
+            "application/xml",
+            format!(
+                "<Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error>"
+            ),
+        )
+    }
+}
+
 fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
@@ -177,7 +197,7 @@ async fn handle(
     let (fault, settings) = roll(&state);
     match fault {
         Some(Fault::Unavailable) => {
-            return Ok(reply(503, "text/plain", "injected 503".into()));
+            return Ok(server_error(503, json_protocol, "ServiceUnavailable"))
         }
         Some(Fault::Throttle) if json_protocol => {
             return Ok(reply(
@@ -245,11 +265,7 @@ async fn handle(
     match fault {
         Some(Fault::Slow) => tokio::time::sleep(settings.delay).await,
         Some(Fault::ErrorAfterForward) => {
-            return Ok(reply(
-                500,
-                "text/plain",
-                "injected 500 after forwarding".into(),
-            ));
+            return Ok(server_error(500, json_protocol, "InternalFailure"));
         }
         _ => {}
     }
