@@ -77,6 +77,14 @@ impl ClaimStore {
         in_progress_until_ms: u64,
         expiration_secs: u64,
     ) -> Result<Claim, ClaimError> {
+        // Unique to this call: when a write took effect but its answer was lost, the SDK
+        // retries it and meets its own item; the token tells that apart from a claim by
+        // another consumer (which may hold a copy of the same event, same event id).
+        let token = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
         let result = self
             .client
             .put_item()
@@ -84,6 +92,7 @@ impl ClaimStore {
             .item("pk", s(key))
             .item("status", s(STATUS_IN_PROGRESS))
             .item("event_id", s(event_id))
+            .item("claim_token", s(&token))
             .item("validation", s(validation))
             .item("expiration", n(expiration_secs))
             .item("in_progress_expiration", n(in_progress_until_ms))
@@ -102,7 +111,7 @@ impl ClaimStore {
             Ok(_) => Ok(Claim::Acquired),
             Err(err) => match err.into_service_error() {
                 PutItemError::ConditionalCheckFailedException(conflict) => {
-                    Ok(judge_conflict(conflict.item(), validation))
+                    Ok(judge_conflict(conflict.item(), validation, &token))
                 }
                 other => Err(ClaimError(error_detail(&other))),
             },
@@ -153,7 +162,11 @@ impl ClaimStore {
 }
 
 /// Decides what a failed claim means from the item DynamoDB returned.
-fn judge_conflict(old: Option<&HashMap<String, AttributeValue>>, validation: &str) -> Claim {
+fn judge_conflict(
+    old: Option<&HashMap<String, AttributeValue>>,
+    validation: &str,
+    token: &str,
+) -> Claim {
     let Some(old) = old else {
         // No item returned (should not happen with ALL_OLD): be safe and retry later.
         return Claim::InProgressElsewhere;
@@ -168,6 +181,8 @@ fn judge_conflict(old: Option<&HashMap<String, AttributeValue>>, validation: &st
     }
     match field("status") {
         Some(STATUS_COMPLETED) => Claim::AlreadyCompleted,
+        // Our own claim, written by an earlier try of this same call.
+        Some(STATUS_IN_PROGRESS) if field("claim_token") == Some(token) => Claim::Acquired,
         _ => Claim::InProgressElsewhere,
     }
 }
@@ -186,17 +201,35 @@ mod tests {
     #[test]
     fn conflicts_are_judged_from_the_old_item() {
         assert_eq!(
-            judge_conflict(Some(&item(STATUS_COMPLETED, "h")), "h"),
+            judge_conflict(Some(&item(STATUS_COMPLETED, "h")), "h", "t1"),
             Claim::AlreadyCompleted
         );
         assert_eq!(
-            judge_conflict(Some(&item(STATUS_IN_PROGRESS, "h")), "h"),
+            judge_conflict(Some(&item(STATUS_IN_PROGRESS, "h")), "h", "t1"),
             Claim::InProgressElsewhere
         );
         assert_eq!(
-            judge_conflict(Some(&item(STATUS_COMPLETED, "other")), "h"),
+            judge_conflict(Some(&item(STATUS_COMPLETED, "other")), "h", "t1"),
             Claim::PayloadMismatch
         );
-        assert_eq!(judge_conflict(None, "h"), Claim::InProgressElsewhere);
+        assert_eq!(judge_conflict(None, "h", "t1"), Claim::InProgressElsewhere);
+    }
+
+    #[test]
+    fn a_retried_write_recognises_its_own_claim() {
+        let mut own = item(STATUS_IN_PROGRESS, "h");
+        own.insert("claim_token".into(), s("t1"));
+        assert_eq!(judge_conflict(Some(&own), "h", "t1"), Claim::Acquired);
+        assert_eq!(
+            judge_conflict(Some(&own), "h", "t2"),
+            Claim::InProgressElsewhere,
+            "another call's claim, even for the same event id"
+        );
+        let mut done = item(STATUS_COMPLETED, "h");
+        done.insert("claim_token".into(), s("t1"));
+        assert_eq!(
+            judge_conflict(Some(&done), "h", "t1"),
+            Claim::AlreadyCompleted
+        );
     }
 }

@@ -106,9 +106,11 @@ async fn consumer_sigkilled_repeatedly_loses_nothing() {
     );
 
     let s = stack.lock().await;
+    // A bound for a stuck pipeline, not a speed target: with a quarter of all AWS calls
+    // failing, moto on a busy 2-core machine needs minutes.
     until(
         "every event delivered",
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         || async { (per_webhook_id(&dest, "/orders").len() == EVENTS).then_some(()) },
     )
     .await
@@ -157,11 +159,11 @@ async fn duplicate_storm_one_delivery_each() {
     );
     options.aws_fault_proxy = true;
     let stack = Arc::new(Stack::start(options).await.expect("stack starts"));
-    // SQS redelivery: a third of the consumer's deletes (and of the edge's sends) fail
-    // after SQS acted, so messages come back and sends are repeated.
+    // SQS redelivery: a quarter of the consumer's calls (deletes among them) and of the
+    // edge's sends fail after AWS acted, so messages come back and sends are repeated.
     let proxy = stack.aws_faults.clone().expect("proxy");
     proxy.set(Faults {
-        rate: 0.3,
+        rate: 0.25,
         kinds: vec![Fault::ErrorAfterForward],
         ..Faults::none()
     });
@@ -170,9 +172,11 @@ async fn duplicate_storm_one_delivery_each() {
     let accepted = statuses.iter().filter(|s| **s == 202).count();
     assert!(accepted >= EVENTS * COPIES / 2, "{statuses:?}");
 
+    // A bound for a stuck pipeline, not a speed target: with a quarter of all AWS calls
+    // failing, moto on a busy 2-core machine needs minutes.
     until(
         "every event delivered",
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         || async { (per_webhook_id(&dest, "/orders").len() == EVENTS).then_some(()) },
     )
     .await
