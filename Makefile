@@ -176,8 +176,8 @@ bench: tools edge build .venv-bench/.installed
 	@python3 bench/ratios.py target/criterion/edge_pure_path | tee target/bench-soft.txt
 	@echo
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
-	@echo "edge under wrangler dev, SQS stubbed (wrk, 16 connections, 10 s per size):"
-	target/debug/sluice-edge-load --seconds 10
+	@echo "edge: Sluice vs the same job as a TypeScript Worker (bench/ts-worker), both under wrangler dev, SQS/S3 stubbed (wrk, 16 connections, 5 x 5 s per Worker and case; about 5 min):"
+	target/debug/sluice-edge-load --seconds 5 --repeats 5 --json target/bench-edge.json
 	@echo
 	@echo "consumer: the release bootstrap vs Powertools for AWS Lambda (Python) under a local Lambda Runtime API (moto, local destination):"
 	cargo build --release -p sluice-lambda-worker --bin bootstrap
