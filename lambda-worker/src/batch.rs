@@ -453,15 +453,18 @@ impl Consumer {
             }
         }
         // The claim is ours only until the invocation's deadline (its in-progress expiry):
-        // past it another consumer may take the event over, so processing must end before
-        // it. A record that would start too late is released and retried instead.
+        // past it another consumer may take the event over. So delivery starts only if the
+        // longest it can take (the delivery timeout) ends before then; otherwise the claim
+        // is released and the record retried. An in-flight delivery is never abandoned for
+        // the deadline (the destination may already have acted); the timeout below is a
+        // backstop for processors without a bound of their own.
         let window = deadline_ms
             .saturating_sub(now_ms())
             .saturating_sub(CLAIM_SAFETY_MARGIN.as_millis() as u64);
-        let delivered = if window == 0 {
+        let delivered = if window < self.config.delivery_timeout.as_millis() as u64 {
             Err(Failure::transient(
                 "deadline",
-                "too little of the invocation left to process before the claim expires",
+                "too little of the invocation left to deliver before the claim expires",
             ))
         } else {
             let work = self.processor.process(Event {

@@ -24,6 +24,9 @@ pub struct PollerOptions {
     pub wait_secs: i32,
     /// Records per batch (1 to 10).
     pub batch_size: i32,
+    /// Each invocation's deadline from its start (Lambda's function timeout); capped at
+    /// the queue's visibility timeout, as AWS requires of an event source mapping.
+    pub function_timeout: Duration,
 }
 
 /// Polls until `shutdown` completes. A batch in flight is finished first.
@@ -73,7 +76,7 @@ pub async fn run(
             .collect();
         let mut context = Context::default();
         context.request_id = format!("local-{}", now_ms());
-        context.deadline = now_ms() + visibility.as_millis() as u64;
+        context.deadline = now_ms() + options.function_timeout.min(visibility).as_millis() as u64;
         let response = consumer.handle(LambdaEvent::new(event, context)).await;
         let failed: HashSet<String> = response
             .batch_item_failures

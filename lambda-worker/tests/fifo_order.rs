@@ -154,6 +154,7 @@ async fn groups_run_in_order_and_stop_at_their_first_failure() {
             region: "us-east-1".into(),
             wait_secs: 1,
             batch_size: 10,
+            function_timeout: Duration::from_secs(10),
         },
         async {
             let _ = stopped.await;

@@ -1,5 +1,6 @@
-//! Runs the built Worker (edge/build) under `wrangler dev` in local mode (workerd), with a
-//! generated config: vars as given, secrets in a `.dev.vars` beside it.
+//! Runs the built Worker (edge/build), or any other Worker entry point ([`start_script`]),
+//! under `wrangler dev` in local mode (workerd), with a generated config: vars as given,
+//! secrets in a `.dev.vars` beside it.
 
 use crate::paths;
 use crate::process::Managed;

@@ -197,7 +197,10 @@ impl StackOptions {
             destination_url: destination_url.to_string(),
             moto_port: None,
             edge_port: None,
-            visibility_timeout_secs: Some(2),
+            // Retries of failed records are timed by the consumer's backoff (1-2 s here), not
+            // by this; it bounds the invocation (the claim window), which must leave room for
+            // a whole delivery (SLUICE_DELIVERY_TIMEOUT_MS, 5 s).
+            visibility_timeout_secs: Some(8),
             poller: true,
             destination_secret: dev_secret(Scheme::StandardWebhooks),
             aws_fault_proxy: false,
@@ -378,21 +381,27 @@ impl Stack {
             bin.display()
         );
         let mut cmd = Command::new(bin);
-        cmd.args(["--wait-secs", "1"])
-            .env("SLUICE_QUEUE_URL", &self.queue_url)
-            .env("SLUICE_SOURCES", &self.sources_json)
-            .env("SLUICE_TABLE", &self.table)
-            .env("SLUICE_DESTINATION_SECRET", &self.destination_secret)
-            .env("SLUICE_DELIVERY_TIMEOUT_MS", "5000")
-            .env("SLUICE_DLQ_URL", &self.dlq_url)
-            .env("SLUICE_ARCHIVE_BUCKET", &self.bucket)
-            .env("SLUICE_RETRY_BASE_SECS", "1")
-            .env("SLUICE_RETRY_CAP_SECS", "2")
-            .env("AWS_ENDPOINT_URL", &self.components_endpoint)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("RUST_LOG", "info");
+        let function_timeout = self.settings.visibility_timeout_secs.to_string();
+        cmd.args([
+            "--wait-secs",
+            "1",
+            "--function-timeout-secs",
+            &function_timeout,
+        ])
+        .env("SLUICE_QUEUE_URL", &self.queue_url)
+        .env("SLUICE_SOURCES", &self.sources_json)
+        .env("SLUICE_TABLE", &self.table)
+        .env("SLUICE_DESTINATION_SECRET", &self.destination_secret)
+        .env("SLUICE_DELIVERY_TIMEOUT_MS", "5000")
+        .env("SLUICE_DLQ_URL", &self.dlq_url)
+        .env("SLUICE_ARCHIVE_BUCKET", &self.bucket)
+        .env("SLUICE_RETRY_BASE_SECS", "1")
+        .env("SLUICE_RETRY_CAP_SECS", "2")
+        .env("AWS_ENDPOINT_URL", &self.components_endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("RUST_LOG", "info");
         self.poller = Some(Managed::spawn(
             "poller",
             cmd,

@@ -17,6 +17,11 @@ struct Args {
     /// Records per batch (1-10).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=10))]
     batch_size: i32,
+    /// The "function timeout": each batch's invocation deadline (and so its claims'
+    /// in-progress expiry), as Lambda's timeout sets it. Defaults to the template's 30 s,
+    /// capped at the queue's visibility timeout.
+    #[arg(long, default_value_t = 30)]
+    function_timeout_secs: u64,
 }
 
 #[tokio::main]
@@ -49,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             region,
             wait_secs: args.wait_secs,
             batch_size: args.batch_size,
+            function_timeout: std::time::Duration::from_secs(args.function_timeout_secs),
         },
         shutdown,
     )
