@@ -25,8 +25,12 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         // moto's server with DynamoDB's write atomicity restored (see infra/moto_server.py).
         let mut cmd = Command::new(paths::root().join(".venv/bin/python"));
-        cmd.arg(paths::root().join("infra/moto_server.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd.arg(paths::root().join("infra/moto_server.py")).args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
         let process = Managed::spawn("moto", cmd, log)?;
         let probe = format!("{endpoint}/moto-api/");
         until("moto to answer", Duration::from_secs(60), || async {
