@@ -134,8 +134,20 @@ impl Consumer {
 
     /// Handles one batch as the SQS event source mapping delivers it.
     pub async fn handle(self: &Arc<Self>, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let now = now_ms();
         let deadline_ms = match event.context.deadline {
-            0 => now_ms() + DEFAULT_CLAIM_WINDOW.as_millis() as u64,
+            // No deadline, or one already past when the batch arrives (local emulators):
+            // the default window. Lambda itself always hands a future deadline.
+            d if d <= now => {
+                if d != 0 {
+                    tracing::warn!(
+                        deadline_ms = d,
+                        now_ms = now,
+                        "invocation deadline already past; using the default claim window"
+                    );
+                }
+                now + DEFAULT_CLAIM_WINDOW.as_millis() as u64
+            }
             d => d,
         };
         let permits = Arc::new(Semaphore::new(self.config.concurrency));

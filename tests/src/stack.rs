@@ -199,7 +199,7 @@ impl StackOptions {
             edge_port: None,
             // Retries of failed records are timed by the consumer's backoff (1-2 s here), not
             // by this; it bounds the invocation (the claim window), which must leave room for
-            // a whole delivery (SLUICE_DELIVERY_TIMEOUT_MS, 5 s).
+            // a whole delivery (SLUICE_DELIVERY_TIMEOUT_MS, 3 s).
             visibility_timeout_secs: Some(8),
             poller: true,
             destination_secret: dev_secret(Scheme::StandardWebhooks),
@@ -392,7 +392,7 @@ impl Stack {
         .env("SLUICE_SOURCES", &self.sources_json)
         .env("SLUICE_TABLE", &self.table)
         .env("SLUICE_DESTINATION_SECRET", &self.destination_secret)
-        .env("SLUICE_DELIVERY_TIMEOUT_MS", "5000")
+        .env("SLUICE_DELIVERY_TIMEOUT_MS", "3000")
         .env("SLUICE_DLQ_URL", &self.dlq_url)
         .env("SLUICE_ARCHIVE_BUCKET", &self.bucket)
         .env("SLUICE_RETRY_BASE_SECS", "1")

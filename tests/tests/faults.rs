@@ -6,7 +6,9 @@
 //! Asserts Sluice's promise on the real services' records:
 //! - every request answered 202 is delivered exactly once;
 //! - every request not answered 202 is delivered at most once;
-//! - once the faults stop, the queue drains to empty and nothing was dead-lettered.
+//! - nothing is dropped: under faults the queue drains (each event delivered, or moved to
+//!   the DLQ after maxReceiveCount failed attempts in a row); once the faults stop,
+//!   `sluice dlq redrive` brings the dead letters back and they too are delivered once.
 
 use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
 use sluice_e2e::wait::until;
@@ -139,13 +141,51 @@ async fn every_accepted_event_is_delivered_exactly_once_under_faults() {
         }
         counts
     };
-    // Every accepted event arrives while faults continue.
+    // While the faults continue, the pipeline works through everything: each event is
+    // delivered, or, if it failed maxReceiveCount times in a row, moved to the DLQ by the
+    // redrive policy (never dropped). The queue drained means nothing is left in flight.
     let consumer_log = stack.dir.join("consumer.log");
+    let log_tail = || {
+        std::fs::read_to_string(&consumer_log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     until(
-        "every accepted event delivered under faults",
+        "the queue drained under faults",
         // A bound for a hung pipeline, not a speed target: moto on a busy 2-core machine
         // can take minutes for this backlog.
         Duration::from_secs(480),
+        || async { (stack.queue_count(&stack.queue_url).await.ok()? == 0).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nconsumer log tail:\n{}", log_tail()));
+
+    // Faults stop; on-call redrives whatever was dead-lettered, with the real CLI.
+    aws_proxy.set(Faults::none());
+    dest_proxy.set(Faults::none());
+    let redrive = std::process::Command::new(sluice_e2e::paths::binary("sluice"))
+        .arg("--stack-file")
+        .arg(stack.dir.join("stack.json"))
+        .args(["--json", "dlq", "redrive"])
+        .output()
+        .expect("run sluice dlq redrive");
+    assert!(
+        redrive.status.success(),
+        "sluice dlq redrive: {}{}",
+        String::from_utf8_lossy(&redrive.stdout),
+        String::from_utf8_lossy(&redrive.stderr)
+    );
+    let redriven = String::from_utf8_lossy(&redrive.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    until(
+        "every accepted event delivered",
+        Duration::from_secs(180),
         || {
             let counts = delivered_counts();
             let missing = accepted
@@ -164,19 +204,9 @@ async fn every_accepted_event_is_delivered_exactly_once_under_faults() {
             .collect();
         panic!(
             "{e}: missing {missing:?}\nconsumer log tail:\n{}",
-            std::fs::read_to_string(&consumer_log)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .join("\n")
+            log_tail()
         )
     });
-
-    // Faults stop: the queue drains (nothing in flight that could deliver again).
-    aws_proxy.set(Faults::none());
-    dest_proxy.set(Faults::none());
     until("the queue drained", Duration::from_secs(120), || async {
         (stack.queue_count(&stack.queue_url).await.ok()? == 0).then_some(())
     })
@@ -202,7 +232,7 @@ async fn every_accepted_event_is_delivered_exactly_once_under_faults() {
         .count();
     assert!(
         stack.receive(&stack.dlq_url).await.unwrap().is_empty(),
-        "nothing dead-lettered"
+        "the DLQ is empty after the redrive"
     );
 
     let aws_injected = aws_proxy.injected();
@@ -214,8 +244,9 @@ async fn every_accepted_event_is_delivered_exactly_once_under_faults() {
     println!(
         "faults: {EVENTS} requests, answers {by_status:?}; accepted {} delivered once each; \
          {rejected_delivered} not-accepted delivered (at most once); injected on AWS calls \
-         {aws_injected:?} ({} forwarded), on deliveries {dest_injected:?}",
+         {aws_injected:?} ({} forwarded), on deliveries {dest_injected:?}; redrive: {}",
         accepted.len(),
-        aws_proxy.forwarded()
+        aws_proxy.forwarded(),
+        redriven
     );
 }
