@@ -11,6 +11,7 @@ use crate::error::{self, Result};
 use crate::times;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName as SysAttr};
 use serde::Serialize;
+use sluice_protocol::queue_attributes;
 use sluice_protocol::Envelope;
 use std::collections::HashSet;
 
@@ -68,9 +69,9 @@ impl DeadLetter {
             Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, Some("message has no body".to_string())),
         };
-        let reason = attribute(m, "sluice-failure-reason");
+        let reason = attribute(m, queue_attributes::FAILURE_REASON);
         let receive_count = system(m, SysAttr::ApproximateReceiveCount);
-        let attempts = match (&reason, attribute(m, "sluice-attempts")) {
+        let attempts = match (&reason, attribute(m, queue_attributes::ATTEMPTS)) {
             (_, Some(a)) => a.parse().ok(),
             (None, None) => max_receive_count.or(receive_count.map(|c| c.saturating_sub(1))),
             (Some(_), None) => None,
@@ -79,14 +80,14 @@ impl DeadLetter {
         let received_at_ms = decoded.as_ref().map(|e| e.received_at_ms);
         DeadLetter {
             message_id: m.message_id().unwrap_or_default().to_string(),
-            event_id: attribute(m, sluice_protocol::queue_attributes::EVENT_ID)
+            event_id: attribute(m, queue_attributes::EVENT_ID)
                 .or_else(|| decoded.as_ref().map(|e| e.id.clone())),
-            source: attribute(m, sluice_protocol::queue_attributes::SOURCE)
+            source: attribute(m, queue_attributes::SOURCE)
                 .or_else(|| decoded.as_ref().map(|e| e.source.clone())),
             reason: reason.unwrap_or_else(|| MAX_RECEIVE_COUNT.to_string()),
-            detail: attribute(m, "sluice-failure-detail"),
+            detail: attribute(m, queue_attributes::FAILURE_DETAIL),
             attempts,
-            last_status: attribute(m, "sluice-last-status").and_then(|s| s.parse().ok()),
+            last_status: attribute(m, queue_attributes::LAST_STATUS).and_then(|s| s.parse().ok()),
             received_at_ms,
             sent_at_ms,
             age_secs: received_at_ms

@@ -13,6 +13,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_runtime::LambdaEvent;
 use sha2::{Digest, Sha256};
+use sluice_protocol::queue_attributes::{
+    is_dead_letter_attribute, ATTEMPTS, FAILURE_DETAIL, FAILURE_REASON, LAST_STATUS,
+};
 use sluice_protocol::{Body, Envelope};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -350,17 +353,17 @@ impl Consumer {
             .queue_url(dlq_url)
             .message_body(record.body.clone().unwrap_or_default());
         for (name, value) in &record.message_attributes {
-            if let (Some(v), false) = (&value.string_value, name.starts_with("sluice-failure")) {
+            if let (Some(v), false) = (&value.string_value, is_dead_letter_attribute(name)) {
                 send = send.message_attributes(name, attr(v.clone())?);
             }
         }
         let detail: String = failure.detail.chars().take(256).collect();
         send = send
-            .message_attributes("sluice-failure-reason", attr(failure.reason.to_string())?)
-            .message_attributes("sluice-failure-detail", attr(detail)?)
-            .message_attributes("sluice-attempts", attr(attempt.to_string())?);
+            .message_attributes(FAILURE_REASON, attr(failure.reason.to_string())?)
+            .message_attributes(FAILURE_DETAIL, attr(detail)?)
+            .message_attributes(ATTEMPTS, attr(attempt.to_string())?);
         if let Some(status) = failure.status {
-            send = send.message_attributes("sluice-last-status", attr(status.to_string())?);
+            send = send.message_attributes(LAST_STATUS, attr(status.to_string())?);
         }
         if dlq_url.ends_with(".fifo") {
             // A FIFO DLQ needs a group (kept, so redrive restores it) and a deduplication id.

@@ -14,11 +14,18 @@ pub const EVENT_ID: &str = "sluice-event-id";
 pub const IDEMPOTENCY_KEY: &str = "sluice-idempotency-key";
 /// Trace id attribute.
 pub const TRACE_ID: &str = "sluice-trace-id";
-/// Prefix of the attributes the consumer adds when it dead-letters a message
-/// (`sluice-failure-reason`, `sluice-failure-detail`); a redrive drops them.
+/// Why the consumer dead-lettered a message (`delivery_status`, `integrity`, …).
+pub const FAILURE_REASON: &str = "sluice-failure-reason";
+/// The failure's detail, safe to show (no body, no secret).
+pub const FAILURE_DETAIL: &str = "sluice-failure-detail";
+/// Attempts made before the message was dead-lettered.
+pub const ATTEMPTS: &str = "sluice-attempts";
+/// The destination's last HTTP status, when it answered.
+pub const LAST_STATUS: &str = "sluice-last-status";
+/// Prefix of the failure attributes; a redrive drops them.
 pub const FAILURE_PREFIX: &str = "sluice-failure";
 /// Attributes the consumer adds beside the failure ones when it dead-letters a message.
-pub const DEAD_LETTER_ONLY: [&str; 2] = ["sluice-attempts", "sluice-last-status"];
+pub const DEAD_LETTER_ONLY: [&str; 2] = [ATTEMPTS, LAST_STATUS];
 
 /// The string attributes to send with `envelope`, in a stable order.
 pub fn for_envelope(envelope: &Envelope) -> Vec<(&'static str, &str)> {
