@@ -100,11 +100,13 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
 
     let now_ms = worker::Date::now().as_millis();
+    let body_len = body.len();
     let prepared = prepare(
         Inbound {
             source,
             headers: &headers,
-            body: &body,
+            // Moved in: a text body becomes the envelope's body without a copy.
+            body: body.into(),
             now_ms,
             event_id: randomness::event_id(now_ms),
             fallback_trace_id: randomness::trace_id(),
@@ -124,9 +126,28 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let auth = config::auth(env).map_err(with_trace)?;
     let queue = config::queue(env, &auth).map_err(with_trace)?;
     let payload = config::payload(env, &auth).map_err(with_trace)?;
-    // Encoded once: the size decides inline vs claim check, and the text is what is queued.
-    let mut encoded = envelope.encode();
-    if encoded.len() > payload.inline_threshold {
+    // FIFO queues: order per message group, and let SQS drop provider retries itself.
+    let fifo = queue.queue_url.ends_with(".fifo").then(|| {
+        let body = envelope.body.to_bytes().unwrap_or_default();
+        sqs::Fifo {
+            group_id: fifo::message_group_id(
+                &source.name,
+                source.fifo_group_key.as_deref(),
+                &headers,
+                &body,
+            ),
+            deduplication_id: fifo::deduplication_id(&envelope),
+        }
+    });
+    // A body longer than the threshold cannot fit inline whatever its encoding: it goes to
+    // the claim check without being encoded first. Otherwise the envelope is encoded once,
+    // and its size decides.
+    let mut encoded = if body_len > payload.inline_threshold {
+        None
+    } else {
+        Some(envelope.encode()).filter(|e| e.len() <= payload.inline_threshold)
+    };
+    if encoded.is_none() {
         // Claim check: the body goes to S3 first, the queue gets the reference.
         let Some(bucket) = payload.bucket.clone() else {
             return Err(with_trace(IngestError::PayloadTooLarge {
@@ -134,6 +155,13 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
             }));
         };
         let key = object_key(&envelope.source, envelope.received_at_ms, &envelope.id);
+        let placeholder = Body::Base64 {
+            data: String::new(),
+        };
+        // The body was inline a moment ago, so this cannot fail; refuse rather than guess.
+        let body = std::mem::replace(&mut envelope.body, placeholder)
+            .into_vec()
+            .map_err(|_| with_trace(IngestError::EdgeMisconfigured))?;
         s3::put(
             &payload,
             &auth,
@@ -150,18 +178,9 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
             size: body.len() as u64,
             sha256: hex_sha256(&body),
         });
-        encoded = envelope.encode();
+        encoded = Some(envelope.encode());
     }
-    // FIFO queues: order per message group, and let SQS drop provider retries itself.
-    let fifo = queue.queue_url.ends_with(".fifo").then(|| sqs::Fifo {
-        group_id: fifo::message_group_id(
-            &source.name,
-            source.fifo_group_key.as_deref(),
-            &headers,
-            &body,
-        ),
-        deduplication_id: fifo::deduplication_id(&envelope),
-    });
+    let encoded = encoded.unwrap_or_default();
     sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref())
         .await
         .map_err(with_trace)?;

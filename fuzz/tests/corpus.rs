@@ -220,7 +220,7 @@ fn ingest_seeds_reach_the_paths_they_were_written_for() {
             Inbound {
                 source: &f.config.sources[i],
                 headers: &input.headers,
-                body: input.body,
+                body: input.body.into(),
                 now_ms: input.meta_or("now_ms", now_default),
                 event_id: "evt_1".into(),
                 fallback_trace_id: "f".repeat(32),

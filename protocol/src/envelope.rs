@@ -65,6 +65,25 @@ impl Body {
         }
     }
 
+    /// Like [`Body::from_bytes`], taking ownership: a UTF-8 body becomes the envelope's text
+    /// without being copied.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(data) => Body::Utf8 { data },
+            Err(e) => Body::Base64 {
+                data: B64.encode(e.as_bytes()),
+            },
+        }
+    }
+
+    /// Like [`Body::to_bytes`], taking ownership: a text body is handed back without a copy.
+    pub fn into_vec(self) -> Result<Vec<u8>, EnvelopeError> {
+        match self {
+            Body::Utf8 { data } => Ok(String::into_bytes(data)),
+            other => other.to_bytes(),
+        }
+    }
+
     /// The original bytes of an inline body; a claim-checked body must be fetched first.
     pub fn to_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
         match self {
@@ -103,8 +122,7 @@ impl Envelope {
 
     /// The envelope as the JSON text queued on SQS.
     pub fn encode(&self) -> String {
-        // Serialising a struct of strings, integers and maps cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::envelope_json::encode(self)
     }
 
     /// Reads a queued message, refusing unknown versions.
@@ -142,9 +160,11 @@ mod tests {
     fn round_trips_text_and_binary_bodies() {
         for bytes in [b"{\"a\":1}".to_vec(), vec![0xff, 0x00, 0xfe, b'\n']] {
             let env = sample(Body::from_bytes(&bytes));
+            assert_eq!(Body::from_vec(bytes.clone()), env.body);
             let back = Envelope::decode(&env.encode()).unwrap();
             assert_eq!(back, env);
             assert_eq!(back.body.to_bytes().unwrap(), bytes);
+            assert_eq!(back.body.into_vec().unwrap(), bytes);
         }
     }
 

@@ -9,14 +9,16 @@ use crate::headers::{forwarded, HeaderMap};
 use crate::ingest_error::IngestError;
 use crate::signature::{Scheme, Secret, SignedRequest};
 use crate::source::SourceConfig;
+use std::borrow::Cow;
 
 /// One inbound request, already routed to its source.
 #[derive(Debug)]
 pub struct Inbound<'a> {
     pub source: &'a SourceConfig,
     pub headers: &'a HeaderMap,
-    /// The raw body bytes, exactly as received.
-    pub body: &'a [u8],
+    /// The raw body bytes, exactly as received. Owned bytes become the envelope's body
+    /// without a copy; borrowed ones are copied into it.
+    pub body: Cow<'a, [u8]>,
     /// Current Unix time in milliseconds.
     pub now_ms: u64,
     /// A fresh Sluice event id (see [`crate::event_id::new_event_id`]).
@@ -72,7 +74,7 @@ pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, Ing
     let verified = source.scheme.verify(
         &SignedRequest {
             headers: inbound.headers,
-            body: inbound.body,
+            body: &inbound.body,
             now_secs,
             tolerance_secs: source.tolerance_secs,
         },
@@ -85,7 +87,8 @@ pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, Ing
         ));
     }
     // Checked after the signature: an unverified caller learns nothing about the body rules.
-    if source.require_json && serde_json::from_slice::<serde::de::IgnoredAny>(inbound.body).is_err()
+    if source.require_json
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&inbound.body).is_err()
     {
         return Err(IngestError::InvalidJson);
     }
@@ -103,7 +106,10 @@ pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, Ing
         content_type: content_type.map(str::to_string),
         trace_id: Some(trace_id),
         headers: forwarded(inbound.headers),
-        body: Body::from_bytes(inbound.body),
+        body: match inbound.body {
+            Cow::Owned(bytes) => Body::from_vec(bytes),
+            Cow::Borrowed(bytes) => Body::from_bytes(bytes),
+        },
     })))
 }
 
@@ -171,7 +177,7 @@ mod tests {
         Inbound {
             source,
             headers,
-            body,
+            body: body.into(),
             now_ms: 1_700_000_000_000,
             event_id: "evt_1".into(),
             fallback_trace_id: "f".repeat(32),

@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod claim_check;
 pub mod envelope;
+mod envelope_json;
 pub mod event_id;
 pub mod fifo;
 pub mod headers;

@@ -107,7 +107,7 @@ pub fn run(data: &[u8]) {
         Inbound {
             source,
             headers: &input.headers,
-            body: input.body,
+            body: input.body.into(),
             now_ms,
             event_id: "evt_01FUZZ".to_string(),
             fallback_trace_id: "f".repeat(32),
