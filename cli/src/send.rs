@@ -194,6 +194,7 @@ fn prepare(
     let options = SchemeOptions {
         public_url: Some(&endpoint),
         generic: generic.as_ref(),
+        external_macs: None,
     };
     let signed = scheme
         .sign(&secret, &id, now, &body, &options)

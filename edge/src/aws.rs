@@ -43,14 +43,29 @@ pub struct AwsRequest<'a> {
     pub url: &'a str,
     pub headers: Vec<(&'static str, String)>,
     pub body: &'a [u8],
+    /// The body's SHA-256 (hex) when the caller has it already.
+    pub body_sha256: Option<String>,
     pub timeout: Duration,
 }
 
 /// Signs and sends `req`; `Ok` only for a 2xx answer.
 pub async fn call(auth: &AwsAuth, req: AwsRequest<'_>) -> Result<Response, CallError> {
     let mut headers = req.headers;
-    for (name, value) in sigv4_headers(auth, &req.method, req.service, req.url, &headers, req.body)?
-    {
+    // The payload hash SigV4 signs, by WebCrypto rather than in wasm.
+    let payload_hash = match req.body_sha256 {
+        Some(hash) => hash,
+        None => crate::webcrypto::sha256_hex(req.body)
+            .await
+            .map_err(|e| CallError::Permanent(format!("sha-256: {e:?}")))?,
+    };
+    for (name, value) in sigv4_headers(
+        auth,
+        &req.method,
+        req.service,
+        req.url,
+        &headers,
+        payload_hash,
+    )? {
         headers.push((name, value));
     }
     let js_headers = Headers::new();
@@ -112,7 +127,7 @@ fn sigv4_headers(
     service: &str,
     url: &str,
     headers: &[(&'static str, String)],
-    body: &[u8],
+    payload_hash: String,
 ) -> Result<Vec<(&'static str, String)>, CallError> {
     let identity: Identity = Credentials::new(
         auth.access_key_id.clone(),
@@ -143,7 +158,7 @@ fn sigv4_headers(
         method.as_ref(),
         url,
         headers.iter().map(|(n, v)| (*n, v.as_str())),
-        SignableBody::Bytes(body),
+        SignableBody::Precomputed(payload_hash),
     )
     .map_err(|e| CallError::Permanent(format!("signable request: {e}")))?;
     let (instructions, _signature) = sign(signable, &params)

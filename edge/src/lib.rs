@@ -13,12 +13,15 @@ mod randomness;
 mod reply;
 mod s3;
 mod sqs;
+mod webcrypto;
 
 use sha2::{Digest, Sha256};
 use sluice_protocol::claim_check::{object_key, BodyRef};
 use sluice_protocol::fifo;
-use sluice_protocol::ingest::{check_declared_length, prepare, Inbound, Prepared};
-use sluice_protocol::{Body, HeaderMap, IngestError};
+use sluice_protocol::ingest::{check_declared_length, prepare_with, Inbound, Prepared};
+use sluice_protocol::signature::ExternalMacs;
+use sluice_protocol::{Body, HeaderMap, IngestError, SignatureError, SourceConfig};
+use std::borrow::Cow;
 use worker::{event, Context, Env, Method, Request, Response};
 
 #[event(fetch)]
@@ -95,25 +98,49 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     // Secrets are resolved before the body is read: a misconfigured source fails closed
     // without reading anything.
     let secrets = config::source_secrets(env, source)?;
-    let body = body::read_capped(&mut req, source.max_body_bytes).await?;
+    let body = body::read_capped(&mut req, source.max_body_bytes, declared).await?;
     let headers: HeaderMap = req.headers().entries().collect();
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
 
     let now_ms = worker::Date::now().as_millis();
     let body_len = body.len();
-    let prepared = prepare(
-        Inbound {
-            source,
-            headers: &headers,
-            // Moved in: a text body becomes the envelope's body without a copy.
-            body: body.into(),
-            now_ms,
-            event_id: randomness::event_id(now_ms),
-            fallback_trace_id: randomness::trace_id(),
-            query: query.as_deref(),
-        },
+    let query = query.as_deref();
+    // The signature's HMACs are computed by WebCrypto (native code) rather than in wasm: a
+    // first pass records which MACs the scheme needs, a second checks them (see
+    // `sluice_protocol::ExternalMacs`). Every other rule runs in both passes, so a request
+    // refused for any other reason is refused by the first.
+    let recorder = ExternalMacs::recording();
+    let prepared = match prepare_with(
+        inbound(source, &headers, Cow::Borrowed(&body), now_ms, query),
         &secrets,
-    )?;
+        Some(&recorder),
+    ) {
+        Err(IngestError::Signature(SignatureError::Mismatch)) => {
+            let requests = recorder.take_requests();
+            let answered = if requests.is_empty() {
+                None
+            } else {
+                match webcrypto::answer(requests).await {
+                    Ok(answered) => Some(answered),
+                    Err(_) => {
+                        // The MACs are computed in wasm instead: slower, same decision.
+                        worker::console_warn!(
+                            "{{\"level\":\"warn\",\"msg\":\"webcrypto hmac failed; computing in wasm\"}}"
+                        );
+                        None
+                    }
+                }
+            };
+            // Moved in: a text body becomes the envelope's body without a copy.
+            prepare_with(
+                inbound(source, &headers, Cow::Owned(body), now_ms, query),
+                &secrets,
+                answered.as_ref(),
+            )?
+        }
+        // Decided without an HMAC (refused, or an ed25519 signature).
+        other => other?,
+    };
     let mut envelope = match prepared {
         Prepared::Queue(envelope) => *envelope,
         Prepared::Answer(body) => return Ok(Outcome::Answered(body)),
@@ -162,11 +189,17 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
         let body = std::mem::replace(&mut envelope.body, placeholder)
             .into_vec()
             .map_err(|_| with_trace(IngestError::EdgeMisconfigured))?;
+        // One hash, by WebCrypto, for the reference and for the upload's signature.
+        let sha256 = match webcrypto::sha256_hex(&body).await {
+            Ok(hex) => hex,
+            Err(_) => hex_sha256(&body),
+        };
         s3::put(
             &payload,
             &auth,
             &key,
             &body,
+            &sha256,
             envelope.content_type.as_deref(),
             &envelope.id,
         )
@@ -176,7 +209,7 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
             bucket,
             key,
             size: body.len() as u64,
-            sha256: hex_sha256(&body),
+            sha256,
         });
         encoded = Some(envelope.encode());
     }
@@ -190,9 +223,25 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     }))
 }
 
+/// One request's parts for `prepare`, with a fresh event id and fallback trace id.
+fn inbound<'a>(
+    source: &'a SourceConfig,
+    headers: &'a HeaderMap,
+    body: Cow<'a, [u8]>,
+    now_ms: u64,
+    query: Option<&'a str>,
+) -> Inbound<'a> {
+    Inbound {
+        source,
+        headers,
+        body,
+        now_ms,
+        event_id: randomness::event_id(now_ms),
+        fallback_trace_id: randomness::trace_id(),
+        query,
+    }
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }

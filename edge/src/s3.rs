@@ -17,6 +17,7 @@ pub async fn put(
     auth: &AwsAuth,
     key: &str,
     body: &[u8],
+    body_sha256: &str,
     content_type: Option<&str>,
     event_id: &str,
 ) -> Result<(), IngestError> {
@@ -38,6 +39,7 @@ pub async fn put(
                     ("x-amz-meta-sluice-event-id", event_id.to_string()),
                 ],
                 body,
+                body_sha256: Some(body_sha256.to_string()),
                 timeout: ATTEMPT_TIMEOUT,
             },
         )

@@ -12,11 +12,7 @@ use worker::Method;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// FIFO queue parameters of one message.
-pub struct Fifo {
-    pub group_id: String,
-    pub deduplication_id: String,
-}
+pub use sluice_protocol::send_message::FifoIds as Fifo;
 
 /// Queues `envelope` (already encoded as `encoded`); `Ok` only once SQS acknowledged it.
 pub async fn send(
@@ -40,6 +36,7 @@ pub async fn send(
                     ("x-amz-target", "AmazonSQS.SendMessage".to_string()),
                 ],
                 body: body.as_bytes(),
+                body_sha256: None,
                 timeout: ATTEMPT_TIMEOUT,
             },
         )
@@ -62,24 +59,10 @@ pub fn request_body(
     encoded: &str,
     fifo: Option<&Fifo>,
 ) -> String {
-    let mut attributes = serde_json::Map::new();
-    let mut attr = |name: &str, value: &str| {
-        attributes.insert(
-            name.to_string(),
-            serde_json::json!({"DataType": "String", "StringValue": value}),
-        );
-    };
-    for (name, value) in sluice_protocol::queue_attributes::for_envelope(envelope) {
-        attr(name, value);
-    }
-    let mut request = serde_json::json!({
-        "QueueUrl": queue.queue_url,
-        "MessageBody": encoded,
-        "MessageAttributes": attributes,
-    });
-    if let Some(f) = fifo {
-        request["MessageGroupId"] = f.group_id.clone().into();
-        request["MessageDeduplicationId"] = f.deduplication_id.clone().into();
-    }
-    request.to_string()
+    sluice_protocol::send_message::request_body(
+        &queue.queue_url,
+        encoded,
+        sluice_protocol::queue_attributes::for_envelope(envelope),
+        fifo,
+    )
 }

@@ -14,7 +14,7 @@
 //! from the unit tests' vectors) stay readable and libFuzzer's mutations still reach every
 //! header parser and the body.
 
-use sluice_protocol::signature::{SchemeOptions, SignedRequest, Verified};
+use sluice_protocol::signature::{mac, ExternalMacs, SchemeOptions, SignedRequest, Verified};
 use sluice_protocol::{HeaderMap, IngestError, Scheme, Secret, SignatureError};
 use std::collections::BTreeMap;
 
@@ -142,6 +142,12 @@ pub fn check_scheme(t: &SchemeUnderTest<'_>, input: &Input<'_>, raw: &[u8]) -> V
     // 1. The input as given.
     let result = t.scheme.verify(&req, &secrets, &t.options);
     assert_eq!(result, t.scheme.verify(&req, &secrets, &t.options));
+    assert_eq!(
+        result,
+        verify_in_two_passes(t, &req, &secrets),
+        "{}: MACs computed outside (the edge's WebCrypto passes) decided differently",
+        t.scheme
+    );
     match &result {
         Ok(_) => {
             // 2. Acceptance depends on the secret.
@@ -192,6 +198,39 @@ pub fn check_scheme(t: &SchemeUnderTest<'_>, input: &Input<'_>, raw: &[u8]) -> V
         result,
         round_trips,
     }
+}
+
+/// Verifies `req` the way the edge does: a recording pass, the recorded MACs computed
+/// outside the scheme (here with `mac::compute`, at the edge by WebCrypto), an answered pass.
+fn verify_in_two_passes(
+    t: &SchemeUnderTest<'_>,
+    req: &SignedRequest<'_>,
+    secrets: &[Secret],
+) -> Result<Verified, SignatureError> {
+    let recorder = ExternalMacs::recording();
+    let first = t.scheme.verify(
+        req,
+        secrets,
+        &SchemeOptions {
+            external_macs: Some(&recorder),
+            ..t.options
+        },
+    );
+    if first != Err(SignatureError::Mismatch) {
+        return first;
+    }
+    let answered = ExternalMacs::answered(recorder.take_requests().into_iter().map(|r| {
+        let mac = mac::compute(r.algorithm, &r.key, &[&r.message]);
+        (r, mac)
+    }));
+    t.scheme.verify(
+        req,
+        secrets,
+        &SchemeOptions {
+            external_macs: Some(&answered),
+            ..t.options
+        },
+    )
 }
 
 /// Every secret text a target holds, for leak checks.

@@ -144,6 +144,7 @@ fn signature_seeds_reach_the_paths_they_were_written_for() {
         let options = SchemeOptions {
             public_url: Some(input.meta_str("url").unwrap_or(keys::TWILIO_URL)),
             generic: None,
+            external_macs: None,
         };
         assert!(
             verify(Scheme::Twilio, keys::TWILIO, &options, "sig_twilio", name).is_ok(),
@@ -187,6 +188,7 @@ fn signature_seeds_reach_the_paths_they_were_written_for() {
         let options = SchemeOptions {
             public_url: None,
             generic: Some(&generic),
+            external_macs: None,
         };
         assert_eq!(
             verify(

@@ -7,7 +7,7 @@
 use crate::envelope::{Body, Envelope, ENVELOPE_VERSION};
 use crate::headers::{forwarded, HeaderMap};
 use crate::ingest_error::IngestError;
-use crate::signature::{Scheme, Secret, SignedRequest};
+use crate::signature::{ExternalMacs, Scheme, Secret, SignedRequest};
 use crate::source::SourceConfig;
 use std::borrow::Cow;
 
@@ -54,6 +54,16 @@ pub fn check_declared_length(
 
 /// Validates a request against its source and builds the envelope.
 pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, IngestError> {
+    prepare_with(inbound, secrets, None)
+}
+
+/// [`prepare`], with the signature's MACs computed by the caller when `external_macs` is
+/// given (the edge's two passes through WebCrypto: see [`ExternalMacs`]).
+pub fn prepare_with(
+    inbound: Inbound<'_>,
+    secrets: &[Secret],
+    external_macs: Option<&ExternalMacs>,
+) -> Result<Prepared, IngestError> {
     let source = inbound.source;
     if inbound.body.len() as u64 > source.max_body_bytes {
         return Err(IngestError::PayloadTooLarge {
@@ -66,6 +76,7 @@ pub fn prepare(inbound: Inbound<'_>, secrets: &[Secret]) -> Result<Prepared, Ing
     }
     let now_secs = i64::try_from(inbound.now_ms / 1000).unwrap_or(i64::MAX);
     let mut options = source.scheme_options();
+    options.external_macs = external_macs;
     let signed_url;
     if let (Scheme::Twilio, Some(base)) = (source.scheme, options.public_url) {
         signed_url = public_request_url(base, inbound.query);

@@ -18,14 +18,16 @@ pub mod fifo;
 pub mod headers;
 pub mod ingest;
 pub mod ingest_error;
+mod json_text;
 pub mod queue_attributes;
 pub mod retry;
+pub mod send_message;
 pub mod signature;
 pub mod source;
 
 pub use envelope::{Body, Envelope, EnvelopeError, ENVELOPE_VERSION};
 pub use headers::HeaderMap;
-pub use ingest::{prepare, Inbound, Prepared};
+pub use ingest::{prepare, prepare_with, Inbound, Prepared};
 pub use ingest_error::IngestError;
 pub use signature::{Scheme, Secret, SecretError, SignatureError};
 pub use source::{ConfigError, SourceConfig, SourcesConfig};

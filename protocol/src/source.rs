@@ -83,6 +83,7 @@ impl SourceConfig {
         SchemeOptions {
             public_url: self.public_url.as_deref(),
             generic: self.generic.as_ref(),
+            external_macs: None,
         }
     }
 

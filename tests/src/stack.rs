@@ -121,6 +121,7 @@ impl DemoSource {
         let options = SchemeOptions {
             public_url: self.public_url.as_deref(),
             generic: self.generic.as_ref(),
+            external_macs: None,
         };
         self.scheme
             .sign(&secret, id, unix_secs, body, &options)

@@ -160,4 +160,11 @@ async fn every_scheme_end_to_end() {
             source.name
         );
     }
+
+    // Every HMAC above was computed by the runtime's WebCrypto, none by the fallback in wasm.
+    let log = read_log(&stack.log("edge"));
+    assert!(
+        !log.contains("webcrypto hmac failed"),
+        "the edge fell back to computing MACs in wasm:\n{log}"
+    );
 }

@@ -23,6 +23,7 @@ pub fn run(data: &[u8]) {
         options: SchemeOptions {
             public_url: None,
             generic: Some(&generic),
+            external_macs: None,
         },
         verify: keys::GENERIC,
         signers: keys::GENERIC,

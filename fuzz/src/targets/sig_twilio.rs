@@ -15,6 +15,7 @@ pub fn run(data: &[u8]) {
         options: SchemeOptions {
             public_url: Some(url),
             generic: None,
+            external_macs: None,
         },
         verify: keys::TWILIO,
         signers: keys::TWILIO,

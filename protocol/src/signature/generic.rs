@@ -2,6 +2,7 @@
 //! signature, which hash, which encoding, an optional prefix (`sha256=`), an optional signed
 //! timestamp header, and the template of the signed content (`{timestamp}.{body}`).
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{check_timestamp, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -160,10 +161,11 @@ impl GenericHmac {
             .collect()
     }
 
-    pub(super) fn verify(
+    pub(super) fn verify_with(
         &self,
         req: &SignedRequest<'_>,
         secrets: &[Secret],
+        external: Option<&ExternalMacs>,
     ) -> Result<Verified, SignatureError> {
         let h = req.headers;
         let header = h
@@ -199,7 +201,7 @@ impl GenericHmac {
             .and_then(|n| h.get(n))
             .unwrap_or("");
         let parts = self.content(req.body, timestamp, id);
-        mac::verify_any(self.algorithm, secrets, &parts, &[&candidate])?;
+        mac::verify_any(external, self.algorithm, secrets, &parts, &[&candidate])?;
         Ok(Verified {
             idempotency_key: (!id.is_empty()).then(|| id.to_string()),
             challenge: None,
@@ -236,6 +238,16 @@ impl GenericHmac {
 
 #[cfg(test)]
 mod tests {
+    impl GenericHmac {
+        fn verify(
+            &self,
+            req: &SignedRequest<'_>,
+            secrets: &[Secret],
+        ) -> Result<Verified, SignatureError> {
+            self.verify_with(req, secrets, None)
+        }
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
 

@@ -3,15 +3,17 @@
 //! GitHub signs no timestamp, so a captured request can be replayed; Sluice catches replays
 //! by idempotency on `X-GitHub-Delivery` in the consumer instead.
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{required, Secret, SignatureError, SignedRequest, Verified};
 
 const SIGNATURE: &str = "x-hub-signature-256";
 const DELIVERY: &str = "x-github-delivery";
 
-pub(super) fn verify(
+pub(super) fn verify_with(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
+    external: Option<&ExternalMacs>,
 ) -> Result<Verified, SignatureError> {
     let header = required(req, SIGNATURE)?;
     let hex_sig = header
@@ -19,7 +21,13 @@ pub(super) fn verify(
         .strip_prefix("sha256=")
         .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
     let candidate = hex::decode(hex_sig).map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
-    mac::verify_any(Algorithm::Sha256, secrets, &[req.body], &[&candidate])?;
+    mac::verify_any(
+        external,
+        Algorithm::Sha256,
+        secrets,
+        &[req.body],
+        &[&candidate],
+    )?;
     Ok(Verified {
         idempotency_key: req
             .headers
@@ -41,6 +49,10 @@ pub(super) fn sign(secret: &Secret, id: &str, body: &[u8]) -> Vec<(String, Strin
 
 #[cfg(test)]
 mod tests {
+    fn verify(req: &SignedRequest<'_>, secrets: &[Secret]) -> Result<Verified, SignatureError> {
+        super::verify_with(req, secrets, None)
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
 

@@ -3,8 +3,10 @@
 //! The single place MACs are computed and compared: comparison goes through `hmac`'s
 //! `verify_slice` (constant-time), never `==`.
 
+use super::external_mac::{ExternalMacs, Lookup};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 /// The hash under an HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +59,29 @@ pub fn verify(alg: Algorithm, key: &[u8], parts: &[&[u8]], candidate: &[u8]) -> 
     }
 }
 
+/// Like [`verify`], with the MAC computed outside when `external` is given (see
+/// [`super::external_mac`]); the comparison is constant-time either way.
+pub(crate) fn verify_with(
+    external: Option<&ExternalMacs>,
+    alg: Algorithm,
+    key: &[u8],
+    parts: &[&[u8]],
+    candidate: &[u8],
+) -> bool {
+    let Some(external) = external else {
+        return verify(alg, key, parts, candidate);
+    };
+    match external.lookup(alg, key, parts) {
+        // `ct_eq` on slices is false for different lengths, and constant-time otherwise.
+        Lookup::Answer(mac) => bool::from(mac.ct_eq(candidate)),
+        Lookup::Recorded | Lookup::Missing => false,
+    }
+}
+
 /// `Ok` when any of `candidates` is the MAC of `parts` under any HMAC secret in `secrets`
 /// (each comparison constant-time); [`SignatureError::Mismatch`] otherwise.
 pub(crate) fn verify_any(
+    external: Option<&ExternalMacs>,
     alg: Algorithm,
     secrets: &[super::Secret],
     parts: &[&[u8]],
@@ -68,7 +90,11 @@ pub(crate) fn verify_any(
     let ok = secrets
         .iter()
         .filter_map(super::Secret::hmac_key)
-        .any(|key| candidates.iter().any(|c| verify(alg, key, parts, c)));
+        .any(|key| {
+            candidates
+                .iter()
+                .any(|c| verify_with(external, alg, key, parts, c))
+        });
     if ok {
         Ok(())
     } else {

@@ -5,6 +5,7 @@
 //! compares MACs with `==`. Errors say which rule failed as a code, never which bytes
 //! differed, and never carry a secret.
 
+mod external_mac;
 mod generic;
 mod github;
 pub mod mac;
@@ -15,6 +16,7 @@ mod standard_webhooks;
 mod stripe;
 mod twilio;
 
+pub use external_mac::{ExternalMacs, MacRequest};
 pub use generic::{Encoding, GenericHmac};
 pub use secret::{ed25519_pair, Secret, SecretError};
 
@@ -55,12 +57,15 @@ pub const ALL_SCHEMES: [Scheme; 7] = [
 ];
 
 /// Per-source settings some schemes need (borrowed from the source's configuration).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SchemeOptions<'a> {
     /// Twilio: the exact public URL Twilio posts to (custom domain, path and query).
     pub public_url: Option<&'a str>,
     /// Generic: how the provider signs.
     pub generic: Option<&'a GenericHmac>,
+    /// MACs computed by the caller instead of here (the edge's WebCrypto); see
+    /// [`ExternalMacs`]. `None`: computed here.
+    pub external_macs: Option<&'a ExternalMacs>,
 }
 
 /// The parts of a request a signature check reads.
@@ -129,23 +134,24 @@ impl Scheme {
         if secrets.is_empty() {
             return Err(SignatureError::NoSecret);
         }
+        let external = options.external_macs;
         match self {
-            Scheme::StandardWebhooks => standard_webhooks::verify(req, secrets),
-            Scheme::Github => github::verify(req, secrets),
-            Scheme::Stripe => stripe::verify(req, secrets),
-            Scheme::Shopify => shopify::verify(req, secrets),
-            Scheme::Slack => slack::verify(req, secrets),
+            Scheme::StandardWebhooks => standard_webhooks::verify_with(req, secrets, external),
+            Scheme::Github => github::verify_with(req, secrets, external),
+            Scheme::Stripe => stripe::verify_with(req, secrets, external),
+            Scheme::Shopify => shopify::verify_with(req, secrets, external),
+            Scheme::Slack => slack::verify_with(req, secrets, external),
             Scheme::Twilio => {
                 let url = options
                     .public_url
                     .ok_or(SignatureError::NotConfigured("public_url"))?;
-                twilio::verify(req, secrets, url)
+                twilio::verify_with(req, secrets, url, external)
             }
             Scheme::Generic => {
                 let generic = options
                     .generic
                     .ok_or(SignatureError::NotConfigured("generic"))?;
-                generic.verify(req, secrets)
+                generic.verify_with(req, secrets, external)
             }
         }
     }

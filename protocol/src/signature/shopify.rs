@@ -2,6 +2,7 @@
 //! `X-Shopify-Event-Id`, falling back to `X-Shopify-Webhook-Id`. No signed timestamp:
 //! replays are caught by idempotency in the consumer.
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{required, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -9,15 +10,22 @@ use base64::Engine as _;
 
 const SIGNATURE: &str = "x-shopify-hmac-sha256";
 
-pub(super) fn verify(
+pub(super) fn verify_with(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
+    external: Option<&ExternalMacs>,
 ) -> Result<Verified, SignatureError> {
     let header = required(req, SIGNATURE)?;
     let candidate = B64
         .decode(header.trim())
         .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
-    mac::verify_any(Algorithm::Sha256, secrets, &[req.body], &[&candidate])?;
+    mac::verify_any(
+        external,
+        Algorithm::Sha256,
+        secrets,
+        &[req.body],
+        &[&candidate],
+    )?;
     let id = req
         .headers
         .get("x-shopify-event-id")
@@ -43,6 +51,10 @@ pub(super) fn sign(secret: &Secret, id: &str, body: &[u8]) -> Vec<(String, Strin
 
 #[cfg(test)]
 mod tests {
+    fn verify(req: &SignedRequest<'_>, secrets: &[Secret]) -> Result<Verified, SignatureError> {
+        super::verify_with(req, secrets, None)
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
 

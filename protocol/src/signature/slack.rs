@@ -2,6 +2,7 @@
 //! with a timestamp tolerance. A verified `url_verification` request yields its `challenge`
 //! so the edge can answer Slack's handshake (never before verification).
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{
     check_timestamp, json_string_field, required, Secret, SignatureError, SignedRequest, Verified,
@@ -10,9 +11,10 @@ use super::{
 const SIGNATURE: &str = "x-slack-signature";
 const TIMESTAMP: &str = "x-slack-request-timestamp";
 
-pub(super) fn verify(
+pub(super) fn verify_with(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
+    external: Option<&ExternalMacs>,
 ) -> Result<Verified, SignatureError> {
     let header = required(req, SIGNATURE)?;
     let ts = required(req, TIMESTAMP)?;
@@ -23,7 +25,7 @@ pub(super) fn verify(
         .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
     check_timestamp(ts, TIMESTAMP, req.now_secs, req.tolerance_secs)?;
     let parts: [&[u8]; 4] = [b"v0:", ts.trim().as_bytes(), b":", req.body];
-    mac::verify_any(Algorithm::Sha256, secrets, &parts, &[&candidate])?;
+    mac::verify_any(external, Algorithm::Sha256, secrets, &parts, &[&candidate])?;
     let challenge = (json_string_field(req.body, "type").as_deref() == Some("url_verification"))
         .then(|| json_string_field(req.body, "challenge"))
         .flatten();
@@ -49,6 +51,10 @@ pub(super) fn sign(secret: &Secret, now_secs: i64, body: &[u8]) -> Vec<(String, 
 
 #[cfg(test)]
 mod tests {
+    fn verify(req: &SignedRequest<'_>, secrets: &[Secret]) -> Result<Verified, SignatureError> {
+        super::verify_with(req, secrets, None)
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
 

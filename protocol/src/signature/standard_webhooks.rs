@@ -5,6 +5,7 @@
 //! `v1a,<base64 ed25519>` for `whpk_` public keys. Any entry matching any configured secret
 //! passes (rotation on either side).
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{check_timestamp, required, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -15,9 +16,10 @@ const ID: &str = "webhook-id";
 const TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";
 
-pub(super) fn verify(
+pub(super) fn verify_with(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
+    external: Option<&ExternalMacs>,
 ) -> Result<Verified, SignatureError> {
     let id = required(req, ID)?;
     let timestamp = required(req, TIMESTAMP)?;
@@ -51,7 +53,7 @@ pub(super) fn verify(
     let ok = secrets.iter().any(|secret| match secret {
         Secret::Hmac(key) => v1
             .iter()
-            .any(|candidate| mac::verify(Algorithm::Sha256, key, &parts, candidate)),
+            .any(|candidate| mac::verify_with(external, Algorithm::Sha256, key, &parts, candidate)),
         Secret::Ed25519Public(pk) => {
             let Ok(key) = VerifyingKey::from_bytes(pk) else {
                 return false;
@@ -98,6 +100,10 @@ pub(super) fn sign(secret: &Secret, id: &str, now_secs: i64, body: &[u8]) -> Vec
 
 #[cfg(test)]
 mod tests {
+    fn verify(req: &SignedRequest<'_>, secrets: &[Secret]) -> Result<Verified, SignatureError> {
+        super::verify_with(req, secrets, None)
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
     use crate::signature::ed25519_pair;

@@ -2,6 +2,7 @@
 //! `{t}.{body}`. Any `v1` may match (Stripe sends several while a secret is rolled); `v0`
 //! (test-mode legacy) is ignored. The event id is the body's `id`.
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{
     check_timestamp, json_string_field, required, Secret, SignatureError, SignedRequest, Verified,
@@ -9,9 +10,10 @@ use super::{
 
 const SIGNATURE: &str = "stripe-signature";
 
-pub(super) fn verify(
+pub(super) fn verify_with(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
+    external: Option<&ExternalMacs>,
 ) -> Result<Verified, SignatureError> {
     let header = required(req, SIGNATURE)?;
     let mut timestamp = None;
@@ -35,7 +37,7 @@ pub(super) fn verify(
     check_timestamp(t, SIGNATURE, req.now_secs, req.tolerance_secs)?;
     let parts: [&[u8]; 3] = [t.as_bytes(), b".", req.body];
     let candidates: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
-    mac::verify_any(Algorithm::Sha256, secrets, &parts, &candidates)?;
+    mac::verify_any(external, Algorithm::Sha256, secrets, &parts, &candidates)?;
     Ok(Verified {
         idempotency_key: json_string_field(req.body, "id"),
         challenge: None,
@@ -55,6 +57,10 @@ pub(super) fn sign(secret: &Secret, now_secs: i64, body: &[u8]) -> Vec<(String, 
 
 #[cfg(test)]
 mod tests {
+    fn verify(req: &SignedRequest<'_>, secrets: &[Secret]) -> Result<Verified, SignatureError> {
+        super::verify_with(req, secrets, None)
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
 

@@ -18,6 +18,7 @@ fn options() -> SchemeOptions<'static> {
     SchemeOptions {
         public_url: Some("https://hooks.example.com/hooks/twilio"),
         generic: Some(generic()),
+        external_macs: None,
     }
 }
 
@@ -148,4 +149,102 @@ fn no_secret_or_missing_options_fail_closed() {
         Err(SignatureError::NotConfigured("generic"))
     );
     assert_eq!(Scheme::Github.parse_secrets("  "), Err(SecretError::Empty));
+}
+
+/// Verifies `req` the edge's way: a recording pass, the MACs computed "outside" (natively
+/// here, by WebCrypto at the edge), then an answered pass.
+fn verify_in_two_passes(
+    scheme: Scheme,
+    req: &SignedRequest<'_>,
+    secrets: &[Secret],
+    answer_for: &[u8],
+) -> (usize, Result<Verified, SignatureError>) {
+    let recorder = ExternalMacs::recording();
+    let first = scheme.verify(
+        req,
+        secrets,
+        &SchemeOptions {
+            external_macs: Some(&recorder),
+            ..options()
+        },
+    );
+    let requests = recorder.take_requests();
+    if first != Err(SignatureError::Mismatch) {
+        return (requests.len(), first);
+    }
+    let count = requests.len();
+    let answers = requests.into_iter().map(|mut r| {
+        // What the outside computes the MAC over: the recorded message, or (to show that
+        // an answer for other bytes never stands in) a different one.
+        if answer_for != req.body {
+            let at = r.message.len() - req.body.len();
+            r.message.truncate(at);
+            r.message.extend_from_slice(answer_for);
+        }
+        let mac = mac::compute(r.algorithm, &r.key, &[&r.message]);
+        (r, mac)
+    });
+    let answered = ExternalMacs::answered(answers);
+    let second = scheme.verify(
+        req,
+        secrets,
+        &SchemeOptions {
+            external_macs: Some(&answered),
+            ..options()
+        },
+    );
+    (count, second)
+}
+
+#[test]
+fn macs_computed_outside_verify_exactly_like_macs_computed_here() {
+    let opts = options();
+    for scheme in ALL_SCHEMES {
+        let list = format!("{} {}", secret_text(scheme, 1), secret_text(scheme, 2));
+        let secrets = scheme.parse_secrets(&list).unwrap();
+        let body = body_for(scheme);
+        let headers: HeaderMap = scheme
+            .sign(&secrets[1], "d", 0, body, &opts)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let req = SignedRequest {
+            headers: &headers,
+            body,
+            now_secs: 0,
+            tolerance_secs: 300,
+        };
+        // One MAC per secret, recorded once however many candidates the header carries.
+        let (count, result) = verify_in_two_passes(scheme, &req, &secrets, body);
+        assert_eq!(count, 2, "{scheme}");
+        assert_eq!(result, scheme.verify(&req, &secrets, &opts), "{scheme}");
+        assert!(result.is_ok(), "{scheme}");
+
+        // Tampered body: recorded and answered for the bytes received, still a mismatch.
+        let mut tampered_body = body.to_vec();
+        tampered_body[0] ^= 1;
+        let tampered = SignedRequest {
+            body: &tampered_body,
+            ..req
+        };
+        let (_, result) = verify_in_two_passes(scheme, &tampered, &secrets, &tampered_body);
+        assert_eq!(result, Err(SignatureError::Mismatch), "{scheme}");
+
+        // An answer computed over other bytes (here: the original, correctly signed body)
+        // never stands for the request's bytes.
+        let (_, result) = verify_in_two_passes(scheme, &tampered, &secrets, body);
+        assert_eq!(result, Err(SignatureError::Mismatch), "{scheme}");
+
+        // No answers at all: never verifies.
+        let nothing = ExternalMacs::answered([]);
+        let result = scheme.verify(
+            &req,
+            &secrets,
+            &SchemeOptions {
+                external_macs: Some(&nothing),
+                ..options()
+            },
+        );
+        assert_eq!(result, Err(SignatureError::Mismatch), "{scheme}");
+    }
 }

@@ -4,6 +4,7 @@
 //! parameter, which must match. The URL comes from configuration, because the Worker may sit
 //! behind a custom domain. Event id from `I-Twilio-Idempotency-Token`.
 
+use super::external_mac::ExternalMacs;
 use super::mac::{self, Algorithm};
 use super::{required, Secret, SignatureError, SignedRequest, Verified};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -51,10 +52,11 @@ mod url {
     }
 }
 
-pub(super) fn verify(
+pub(super) fn verify_with(
     req: &SignedRequest<'_>,
     secrets: &[Secret],
     url: &str,
+    external: Option<&ExternalMacs>,
 ) -> Result<Verified, SignatureError> {
     let header = required(req, SIGNATURE)?;
     let candidate = B64
@@ -62,6 +64,7 @@ pub(super) fn verify(
         .map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?;
     let content = signed_content(url, req.body)?;
     mac::verify_any(
+        external,
         Algorithm::Sha1,
         secrets,
         &[content.as_bytes()],
@@ -91,6 +94,14 @@ pub(super) fn sign(secret: &Secret, id: &str, url: &str, body: &[u8]) -> Vec<(St
 
 #[cfg(test)]
 mod tests {
+    fn verify(
+        req: &SignedRequest<'_>,
+        secrets: &[Secret],
+        url: &str,
+    ) -> Result<Verified, SignatureError> {
+        super::verify_with(req, secrets, url, None)
+    }
+
     use super::*;
     use crate::headers::HeaderMap;
 
