@@ -9,6 +9,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use futures_util::future::{select, Either};
+use sha2::{Digest, Sha256};
 use std::time::{Duration, UNIX_EPOCH};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -54,6 +55,9 @@ pub async fn call(auth: &AwsAuth, req: AwsRequest<'_>) -> Result<Response, CallE
     // The payload hash SigV4 signs, by WebCrypto rather than in wasm.
     let payload_hash = match req.body_sha256 {
         Some(hash) => hash,
+        None if req.body.len() < crate::webcrypto::WORTH_IT_BYTES => {
+            hex::encode(Sha256::digest(req.body))
+        }
         None => crate::webcrypto::sha256_hex(req.body)
             .await
             .map_err(|e| CallError::Permanent(format!("sha-256: {e:?}")))?,

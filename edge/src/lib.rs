@@ -105,16 +105,22 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let now_ms = worker::Date::now().as_millis();
     let body_len = body.len();
     let query = query.as_deref();
-    // The signature's HMACs are computed by WebCrypto (native code) rather than in wasm: a
-    // first pass records which MACs the scheme needs, a second checks them (see
-    // `sluice_protocol::ExternalMacs`). Every other rule runs in both passes, so a request
-    // refused for any other reason is refused by the first.
+    // For bodies of more than a few KiB the signature's HMACs are computed by WebCrypto
+    // (native code) rather than in wasm: a first pass records which MACs the scheme needs,
+    // a second checks them (see `sluice_protocol::ExternalMacs`). Every other rule runs in
+    // both passes, so a request refused for any other reason is refused by the first.
     let recorder = ExternalMacs::recording();
-    let prepared = match prepare_with(
-        inbound(source, &headers, Cow::Borrowed(&body), now_ms, query),
-        &secrets,
-        Some(&recorder),
-    ) {
+    let first = if body_len >= webcrypto::WORTH_IT_BYTES {
+        prepare_with(
+            inbound(source, &headers, Cow::Borrowed(&body), now_ms, query),
+            &secrets,
+            Some(&recorder),
+        )
+    } else {
+        // Small body: no first pass; the single pass below computes the MACs in wasm.
+        Err(IngestError::Signature(SignatureError::Mismatch))
+    };
+    let prepared = match first {
         Err(IngestError::Signature(SignatureError::Mismatch)) => {
             let requests = recorder.take_requests();
             let answered = if requests.is_empty() {

@@ -1,5 +1,7 @@
-//! Writing JSON text fast: string literals escaped by `json-escape-simd` (SIMD on
-//! x86_64/aarch64, a portable 16-byte kernel elsewhere), integers by `itoa`.
+//! Writing JSON text fast: string literals escaped by `json-escape-simd` (SSE2/AVX2 on
+//! x86_64, NEON on aarch64), integers by `itoa`. On wasm32 (the edge) serde_json escapes
+//! instead: without SIMD in the build, `json-escape-simd` falls back to a 16-byte kernel
+//! emulated in scalar code, slower there than serde_json's byte table.
 //!
 //! The building blocks of the hand-written encoders on the hot path (the envelope, the SQS
 //! request). The output is exactly what serde_json writes for the same values; the
@@ -7,7 +9,16 @@
 
 /// Appends `value` as a JSON string literal (quotes included).
 pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
+    #[cfg(not(target_arch = "wasm32"))]
     json_escape_simd::escape_into(value, out);
+    #[cfg(target_arch = "wasm32")]
+    serde_escape(out, value);
+}
+
+/// serde_json's escaper: writing a `str` into a `Vec` cannot fail.
+#[cfg(target_arch = "wasm32")]
+fn serde_escape(out: &mut Vec<u8>, value: &str) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// Bodies are escaped this many bytes at a time (see [`long_string`]).
@@ -17,8 +28,10 @@ pub(crate) const BODY_CHUNK: usize = 16 * 1024;
 ///
 /// The escaper reserves its worst case (6 bytes out per byte in) before it writes; for a
 /// whole body at once that is a buffer six times the body (60 MiB for a 10 MiB body, in a
-/// Worker that has 128 MB). A chunk at a time keeps that reserve small. Each chunk after the first comes
-/// out with its own opening quote, which is removed (a short move within the cache).
+/// Worker that has 128 MB). A chunk at a time keeps that reserve small. Each chunk after
+/// the first comes out with its own opening quote, which is removed (a short move within
+/// the cache).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn long_string(out: &mut Vec<u8>, value: &str) {
     let mut rest = value;
     let mut first = true;
@@ -40,6 +53,12 @@ pub(crate) fn long_string(out: &mut Vec<u8>, value: &str) {
         rest = tail;
         first = false;
     }
+}
+
+/// Appends `value` as a JSON string literal (serde_json's escaper reserves nothing ahead).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn long_string(out: &mut Vec<u8>, value: &str) {
+    serde_escape(out, value);
 }
 
 /// Appends `"name":` (names are fixed ASCII identifiers, no escaping needed).

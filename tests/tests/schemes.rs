@@ -30,12 +30,19 @@ async fn status_and_code(
     (status, code)
 }
 
+/// Bodies 2 and 3 are 40 KiB: above the size from which the edge computes MACs with
+/// WebCrypto instead of in wasm, so both paths are exercised for every scheme.
 fn body_for(source: &DemoSource, n: u32) -> Vec<u8> {
+    let pad = if matches!(n, 2 | 3) {
+        "abc\u{e9}".repeat(8 * 1024)
+    } else {
+        String::new()
+    };
     match source.content_type() {
         "application/x-www-form-urlencoded" => {
-            format!("MessageSid=SM{n}&From=%2B15550001111&Body=hello+{n}&Extra=%F0%9F%A6%80").into_bytes()
+            format!("MessageSid=SM{n}&From=%2B15550001111&Body=hello+{n}&Extra=%F0%9F%A6%80&Pad={pad}").into_bytes()
         }
-        _ => format!("{{\"id\":\"evt_{}_{n}\",\"event_id\":\"Ev{n}\",\"type\":\"test\",\"n\":{n}, \"note\":\"caf\u{e9}\"}}", source.name)
+        _ => format!("{{\"id\":\"evt_{}_{n}\",\"event_id\":\"Ev{n}\",\"type\":\"test\",\"n\":{n}, \"note\":\"caf\u{e9}\",\"pad\":\"{pad}\"}}", source.name)
             .into_bytes(),
     }
 }
