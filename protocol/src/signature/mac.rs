@@ -1,7 +1,8 @@
 //! HMAC over a sequence of byte slices with a choice of hash, compared in constant time.
 //!
 //! The single place MACs are computed and compared: comparison goes through `hmac`'s
-//! `verify_slice` (constant-time), never `==`.
+//! `verify_slice` (constant-time), or `subtle`'s `ct_eq` for a MAC the caller computed
+//! ([`super::ExternalMacs`]), never `==`.
 
 use super::external_mac::{ExternalMacs, Lookup};
 use hmac::{Hmac, Mac};

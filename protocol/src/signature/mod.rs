@@ -1,8 +1,9 @@
 //! Provider signature schemes: verify a request over its raw bytes, and sign one (for tests,
 //! the CLI, and the consumer's signed delivery).
 //!
-//! Every comparison of MAC bytes goes through [`mac::verify`] (constant-time); no code here
-//! compares MACs with `==`. Errors say which rule failed as a code, never which bytes
+//! Every comparison of MAC bytes goes through [`mac::verify`] (constant-time), or for MACs
+//! computed by the caller (the edge's WebCrypto, see [`ExternalMacs`]) through the same
+//! module's constant-time comparison; no code here compares MACs with `==`. Errors say which rule failed as a code, never which bytes
 //! differed, and never carry a secret.
 
 mod external_mac;
