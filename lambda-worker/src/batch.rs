@@ -194,7 +194,7 @@ impl Consumer {
             let id = record.message_id.clone().unwrap_or_default();
             if let Some(first) = &blocked_by {
                 tracing::info!(message_id = %id, group = lane.group.as_deref().unwrap_or(""), behind = %first, outcome = "held_back", "not processed: an earlier record of its message group failed");
-                if let Err(e) = self.hide(&record, 0).await {
+                if let Err(e) = Box::pin(self.hide(&record, 0)).await {
                     tracing::warn!(message_id = %id, detail = %e, "could not release a held-back record; the queue's timeout applies");
                 }
                 results.push((id, false));
@@ -274,7 +274,7 @@ impl Consumer {
                 (true, outcome)
             }
             Err(failure) => {
-                let settled = self.settle_failure(record, &failure, attempt).await;
+                let settled = Box::pin(self.settle_failure(record, &failure, attempt)).await;
                 let (ack, outcome, backoff_secs) = match settled {
                     Settled::DeadLettered => (true, "dead_lettered", None),
                     Settled::Retry { backoff_secs } => (false, "retried", backoff_secs),
@@ -408,6 +408,8 @@ impl Consumer {
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
     }
 
+    // The AWS SDK's futures are large (kilobytes of state each): the calls off the happy
+    // path are boxed, so the per-record task tokio moves around stays small.
     async fn process(
         &self,
         envelope: &Envelope,
@@ -421,7 +423,7 @@ impl Consumer {
             )
         })?;
         let body = match &envelope.body {
-            Body::S3(reference) => crate::payload::fetch(&self.s3, reference).await?,
+            Body::S3(reference) => Box::pin(crate::payload::fetch(&self.s3, reference)).await?,
             inline => inline
                 .to_bytes()
                 .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?,
@@ -460,8 +462,10 @@ impl Consumer {
         }
 
         if let Some(bucket) = &self.config.archive_bucket {
-            if let Err(failure) = crate::archive::store(&self.s3, bucket, envelope, queued).await {
-                if let Err(e) = self.claims.release(&key, &envelope.id).await {
+            if let Err(failure) =
+                Box::pin(crate::archive::store(&self.s3, bucket, envelope, queued)).await
+            {
+                if let Err(e) = Box::pin(self.claims.release(&key, &envelope.id)).await {
                     tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
                 }
                 return Err(failure);
@@ -506,7 +510,7 @@ impl Consumer {
                 Ok(Done::Delivered)
             }
             Err(failure) => {
-                if let Err(e) = self.claims.release(&key, &envelope.id).await {
+                if let Err(e) = Box::pin(self.claims.release(&key, &envelope.id)).await {
                     tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
                 }
                 Err(failure)

@@ -8,10 +8,14 @@
 //! write to claim and one to complete, and no reads. TTL deletion lags by up to 48 h, so
 //! expirations are compared, never assumed deleted.
 
+use crate::ddb_direct::{json_str, Answer, Direct};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::OnceCell;
 
 pub const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 pub const STATUS_COMPLETED: &str = "COMPLETED";
@@ -34,10 +38,94 @@ pub enum Claim {
 pub struct ClaimError(pub String);
 
 /// Claims, completes and releases events in one table.
+///
+/// Claims and completions (two calls per event) try the direct path of
+/// [`crate::ddb_direct`] first, and fall back to the SDK client, with its retries, for
+/// anything but a clean answer. Releases (a failure path) always use the SDK.
 #[derive(Debug, Clone)]
 pub struct ClaimStore {
     client: Client,
     table: String,
+    direct: Arc<OnceCell<Option<Direct>>>,
+}
+
+const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiration < :now \
+                 OR (#status = :inprogress AND in_progress_expiration < :now_ms)";
+const COMPLETE_UPDATE: &str =
+    "SET #status = :completed, expiration = :exp REMOVE in_progress_expiration";
+
+fn push_s(out: &mut Vec<u8>, name: &str, value: &str) {
+    json_str(out, name);
+    out.extend_from_slice(b":{\"S\":");
+    json_str(out, value);
+    out.push(b'}');
+}
+
+fn push_n(out: &mut Vec<u8>, name: &str, value: u64) {
+    json_str(out, name);
+    out.extend_from_slice(b":{\"N\":\"");
+    out.extend_from_slice(value.to_string().as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+/// The PutItem request `claim` sends through the SDK, as DynamoDB JSON.
+#[allow(clippy::too_many_arguments)]
+fn claim_body(
+    table: &str,
+    key: &str,
+    event_id: &str,
+    token: &str,
+    validation: &str,
+    now_ms: u64,
+    in_progress_until_ms: u64,
+    expiration_secs: u64,
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(768 + key.len() + event_id.len());
+    b.extend_from_slice(b"{\"TableName\":");
+    json_str(&mut b, table);
+    b.extend_from_slice(b",\"Item\":{");
+    push_s(&mut b, "pk", key);
+    b.push(b',');
+    push_s(&mut b, "status", STATUS_IN_PROGRESS);
+    b.push(b',');
+    push_s(&mut b, "event_id", event_id);
+    b.push(b',');
+    push_s(&mut b, "claim_token", token);
+    b.push(b',');
+    push_s(&mut b, "validation", validation);
+    b.push(b',');
+    push_n(&mut b, "expiration", expiration_secs);
+    b.push(b',');
+    push_n(&mut b, "in_progress_expiration", in_progress_until_ms);
+    b.extend_from_slice(b"},\"ConditionExpression\":");
+    json_str(&mut b, CLAIM_CONDITION);
+    b.extend_from_slice(b",\"ExpressionAttributeNames\":{\"#status\":\"status\"}");
+    b.extend_from_slice(b",\"ExpressionAttributeValues\":{");
+    push_n(&mut b, ":now", now_ms / 1000);
+    b.push(b',');
+    push_n(&mut b, ":now_ms", now_ms);
+    b.push(b',');
+    push_s(&mut b, ":inprogress", STATUS_IN_PROGRESS);
+    b.extend_from_slice(b"},\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
+    b
+}
+
+/// The UpdateItem request `complete` sends through the SDK, as DynamoDB JSON.
+fn complete_body(table: &str, key: &str, expiration_secs: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(320 + key.len());
+    b.extend_from_slice(b"{\"TableName\":");
+    json_str(&mut b, table);
+    b.extend_from_slice(b",\"Key\":{");
+    push_s(&mut b, "pk", key);
+    b.extend_from_slice(b"},\"UpdateExpression\":");
+    json_str(&mut b, COMPLETE_UPDATE);
+    b.extend_from_slice(b",\"ExpressionAttributeNames\":{\"#status\":\"status\"}");
+    b.extend_from_slice(b",\"ExpressionAttributeValues\":{");
+    push_s(&mut b, ":completed", STATUS_COMPLETED);
+    b.push(b',');
+    push_n(&mut b, ":exp", expiration_secs);
+    b.extend_from_slice(b"}}");
+    b
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -64,7 +152,29 @@ impl ClaimStore {
         ClaimStore {
             client,
             table: table.into(),
+            direct: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The direct path, probed from the client on first use (`None`: SDK only).
+    async fn direct(&self) -> Option<&Direct> {
+        self.direct
+            .get_or_try_init(|| Box::pin(Direct::probe(&self.client, &self.table)))
+            .await
+            .ok()?
+            .as_ref()
+    }
+
+    /// The SDK's settings for a call that follows a direct attempt (when there was one).
+    fn after_direct(
+        direct: Option<(&Direct, Instant)>,
+    ) -> Option<aws_sdk_dynamodb::config::Builder> {
+        direct.map(|(d, started)| {
+            let (retry, timeouts) = d.remaining(started);
+            aws_sdk_dynamodb::config::Builder::default()
+                .retry_config(retry)
+                .timeout_config(timeouts)
+        })
     }
 
     /// Tries to claim `key` until `in_progress_until_ms`.
@@ -85,7 +195,31 @@ impl ClaimStore {
             rand::random::<u64>(),
             rand::random::<u64>()
         );
-        let result = self
+        let started = Instant::now();
+        let mut tried = None;
+        if let Some(direct) = self.direct().await {
+            let body = claim_body(
+                &self.table,
+                key,
+                event_id,
+                &token,
+                validation,
+                now_ms,
+                in_progress_until_ms,
+                expiration_secs,
+            );
+            match Box::pin(direct.call("DynamoDB_20120810.PutItem", body)).await {
+                Answer::Ok => return Ok(Claim::Acquired),
+                Answer::ConditionFailed(old) => {
+                    return Ok(judge_conflict(old.as_ref(), validation, &token))
+                }
+                Answer::Retry { backoff } => {
+                    tokio::time::sleep(backoff).await;
+                    tried = Some((direct, started));
+                }
+            }
+        }
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -96,17 +230,16 @@ impl ClaimStore {
             .item("validation", s(validation))
             .item("expiration", n(expiration_secs))
             .item("in_progress_expiration", n(in_progress_until_ms))
-            .condition_expression(
-                "attribute_not_exists(pk) OR expiration < :now \
-                 OR (#status = :inprogress AND in_progress_expiration < :now_ms)",
-            )
+            .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now_ms / 1000))
             .expression_attribute_values(":now_ms", n(now_ms))
             .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = match Self::after_direct(tried) {
+            Some(config) => Box::pin(request.customize().config_override(config).send()).await,
+            None => Box::pin(request.send()).await,
+        };
         match result {
             Ok(_) => Ok(Claim::Acquired),
             Err(err) => match err.into_service_error() {
@@ -120,20 +253,34 @@ impl ClaimStore {
 
     /// Marks `key` delivered; it is then remembered until `expiration_secs`.
     pub async fn complete(&self, key: &str, expiration_secs: u64) -> Result<(), ClaimError> {
-        self.client
+        let started = Instant::now();
+        let mut tried = None;
+        if let Some(direct) = self.direct().await {
+            let body = complete_body(&self.table, key, expiration_secs);
+            match Box::pin(direct.call("DynamoDB_20120810.UpdateItem", body)).await {
+                Answer::Ok => return Ok(()),
+                // Not an answer UpdateItem without a condition gives: let the SDK say.
+                Answer::ConditionFailed(_) => tried = Some((direct, started)),
+                Answer::Retry { backoff } => {
+                    tokio::time::sleep(backoff).await;
+                    tried = Some((direct, started));
+                }
+            }
+        }
+        let request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(key))
-            .update_expression(
-                "SET #status = :completed, expiration = :exp REMOVE in_progress_expiration",
-            )
+            .update_expression(COMPLETE_UPDATE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(STATUS_COMPLETED))
-            .expression_attribute_values(":exp", n(expiration_secs))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| ClaimError(error_detail(&e)))
+            .expression_attribute_values(":exp", n(expiration_secs));
+        let result = match Self::after_direct(tried) {
+            Some(config) => Box::pin(request.customize().config_override(config).send()).await,
+            None => Box::pin(request.send()).await,
+        };
+        result.map(|_| ()).map_err(|e| ClaimError(error_detail(&e)))
     }
 
     /// Gives up this consumer's claim so a retry can run. Only deletes the claim if it is

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod batch;
 pub mod claim;
 pub mod config;
+pub mod ddb_direct;
 pub mod delivery;
 pub mod destination_secret;
 pub mod lanes;
