@@ -9,7 +9,6 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use futures_util::future::{select, Either};
-use sha2::{Digest, Sha256};
 use std::time::{Duration, UNIX_EPOCH};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -52,15 +51,10 @@ pub struct AwsRequest<'a> {
 /// Signs and sends `req`; `Ok` only for a 2xx answer.
 pub async fn call(auth: &AwsAuth, req: AwsRequest<'_>) -> Result<Response, CallError> {
     let mut headers = req.headers;
-    // The payload hash SigV4 signs, by WebCrypto rather than in wasm.
+    // The payload hash SigV4 signs (WebCrypto for large payloads).
     let payload_hash = match req.body_sha256 {
         Some(hash) => hash,
-        None if req.body.len() < crate::webcrypto::WORTH_IT_BYTES => {
-            hex::encode(Sha256::digest(req.body))
-        }
-        None => crate::webcrypto::sha256_hex(req.body)
-            .await
-            .map_err(|e| CallError::Permanent(format!("sha-256: {e:?}")))?,
+        None => crate::webcrypto::sha256_hex(req.body).await,
     };
     for (name, value) in sigv4_headers(
         auth,

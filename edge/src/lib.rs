@@ -15,7 +15,6 @@ mod s3;
 mod sqs;
 mod webcrypto;
 
-use sha2::{Digest, Sha256};
 use sluice_protocol::claim_check::{object_key, BodyRef};
 use sluice_protocol::fifo;
 use sluice_protocol::ingest::{check_declared_length, prepare_with, Inbound, Prepared};
@@ -105,6 +104,7 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let now_ms = worker::Date::now().as_millis();
     let body_len = body.len();
     let query = query.as_deref();
+    let ids = (randomness::event_id(now_ms), randomness::trace_id());
     // For bodies of more than a few KiB the signature's HMACs are computed by WebCrypto
     // (native code) rather than in wasm: a first pass records which MACs the scheme needs,
     // a second checks them (see `sluice_protocol::ExternalMacs`). Every other rule runs in
@@ -112,7 +112,14 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let recorder = ExternalMacs::recording();
     let first = if body_len >= webcrypto::WORTH_IT_BYTES {
         prepare_with(
-            inbound(source, &headers, Cow::Borrowed(&body), now_ms, query),
+            inbound(
+                source,
+                &headers,
+                Cow::Borrowed(&body),
+                now_ms,
+                query,
+                ids.clone(),
+            ),
             &secrets,
             Some(&recorder),
         )
@@ -139,7 +146,7 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
             };
             // Moved in: a text body becomes the envelope's body without a copy.
             prepare_with(
-                inbound(source, &headers, Cow::Owned(body), now_ms, query),
+                inbound(source, &headers, Cow::Owned(body), now_ms, query, ids),
                 &secrets,
                 answered.as_ref(),
             )?
@@ -161,7 +168,7 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let payload = config::payload(env, &auth).map_err(with_trace)?;
     // FIFO queues: order per message group, and let SQS drop provider retries itself.
     let fifo = queue.queue_url.ends_with(".fifo").then(|| {
-        let body = envelope.body.to_bytes().unwrap_or_default();
+        let body = envelope.body.inline_bytes().unwrap_or_default();
         sqs::Fifo {
             group_id: fifo::message_group_id(
                 &source.name,
@@ -195,11 +202,8 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
         let body = std::mem::replace(&mut envelope.body, placeholder)
             .into_vec()
             .map_err(|_| with_trace(IngestError::EdgeMisconfigured))?;
-        // One hash, by WebCrypto, for the reference and for the upload's signature.
-        let sha256 = match webcrypto::sha256_hex(&body).await {
-            Ok(hex) => hex,
-            Err(_) => hex_sha256(&body),
-        };
+        // One hash for the reference and for the upload's signature.
+        let sha256 = webcrypto::sha256_hex(&body).await;
         s3::put(
             &payload,
             &auth,
@@ -229,25 +233,22 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     }))
 }
 
-/// One request's parts for `prepare`, with a fresh event id and fallback trace id.
+/// One request's parts for `prepare`; `ids` are its event id and fallback trace id.
 fn inbound<'a>(
     source: &'a SourceConfig,
     headers: &'a HeaderMap,
     body: Cow<'a, [u8]>,
     now_ms: u64,
     query: Option<&'a str>,
+    (event_id, fallback_trace_id): (String, String),
 ) -> Inbound<'a> {
     Inbound {
         source,
         headers,
         body,
         now_ms,
-        event_id: randomness::event_id(now_ms),
-        fallback_trace_id: randomness::trace_id(),
+        event_id,
+        fallback_trace_id,
         query,
     }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }

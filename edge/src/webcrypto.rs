@@ -2,6 +2,7 @@
 //! the CPU has it), several times faster than SHA-256 compiled to wasm on bodies of
 //! kilobytes. Computes only: every MAC comparison stays in `sluice_protocol`.
 
+use sha2::{Digest, Sha256};
 use sluice_protocol::signature::mac::Algorithm;
 use sluice_protocol::signature::{ExternalMacs, MacRequest};
 use wasm_bindgen::{JsCast, JsValue};
@@ -16,11 +17,20 @@ fn subtle() -> Result<web_sys::SubtleCrypto, JsValue> {
     Ok(scope.crypto()?.subtle())
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub async fn sha256_hex(bytes: &[u8]) -> Result<String, JsValue> {
+/// Lower-case hex SHA-256 of `bytes`: by WebCrypto from [`WORTH_IT_BYTES`], in wasm below
+/// (and if WebCrypto fails: same digest, slower).
+pub async fn sha256_hex(bytes: &[u8]) -> String {
+    if bytes.len() >= WORTH_IT_BYTES {
+        if let Ok(digest) = subtle_digest(bytes).await {
+            return hex::encode(digest);
+        }
+    }
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn subtle_digest(bytes: &[u8]) -> Result<Vec<u8>, JsValue> {
     let promise = subtle()?.digest_with_str_and_u8_array("SHA-256", bytes)?;
-    let digest = js_sys::Uint8Array::new(&JsFuture::from(promise).await?).to_vec();
-    Ok(hex::encode(digest))
+    Ok(js_sys::Uint8Array::new(&JsFuture::from(promise).await?).to_vec())
 }
 
 /// HMAC of `message` under `key`, by WebCrypto (`importKey` + `sign`).

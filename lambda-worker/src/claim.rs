@@ -54,77 +54,120 @@ const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiration < :now \
 const COMPLETE_UPDATE: &str =
     "SET #status = :completed, expiration = :exp REMOVE in_progress_expiration";
 
-fn push_s(out: &mut Vec<u8>, name: &str, value: &str) {
-    json_str(out, name);
-    out.extend_from_slice(b":{\"S\":");
-    json_str(out, value);
+/// An attribute value of the claim requests: the two kinds they use.
+#[derive(Debug, Clone, Copy)]
+enum Attr<'a> {
+    S(&'a str),
+    N(u64),
+}
+
+/// Named attribute values: a claim's item, or an expression's values.
+type Attrs<'a, const N: usize> = [(&'static str, Attr<'a>); N];
+
+/// The item a claim writes. The direct request and the SDK request are both built from it.
+fn claim_item<'a>(
+    key: &'a str,
+    event_id: &'a str,
+    token: &'a str,
+    validation: &'a str,
+    in_progress_until_ms: u64,
+    expiration_secs: u64,
+) -> Attrs<'a, 7> {
+    [
+        ("pk", Attr::S(key)),
+        ("status", Attr::S(STATUS_IN_PROGRESS)),
+        ("event_id", Attr::S(event_id)),
+        ("claim_token", Attr::S(token)),
+        ("validation", Attr::S(validation)),
+        ("expiration", Attr::N(expiration_secs)),
+        ("in_progress_expiration", Attr::N(in_progress_until_ms)),
+    ]
+}
+
+/// The values `CLAIM_CONDITION` reads.
+fn claim_values(now_ms: u64) -> Attrs<'static, 3> {
+    [
+        (":now", Attr::N(now_ms / 1000)),
+        (":now_ms", Attr::N(now_ms)),
+        (":inprogress", Attr::S(STATUS_IN_PROGRESS)),
+    ]
+}
+
+/// The values `COMPLETE_UPDATE` writes.
+fn complete_values(expiration_secs: u64) -> Attrs<'static, 2> {
+    [
+        (":completed", Attr::S(STATUS_COMPLETED)),
+        (":exp", Attr::N(expiration_secs)),
+    ]
+}
+
+/// For the SDK request.
+fn attr_map(attrs: &[(&str, Attr<'_>)]) -> HashMap<String, AttributeValue> {
+    attrs
+        .iter()
+        .map(|(name, value)| {
+            let value = match *value {
+                Attr::S(v) => s(v),
+                Attr::N(v) => n(v),
+            };
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// For the direct request: `{"name":{"S":"…"},"name":{"N":"…"},…}` (DynamoDB JSON).
+fn push_attrs(out: &mut Vec<u8>, attrs: &[(&str, Attr<'_>)]) {
+    out.push(b'{');
+    for (i, (name, value)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, name);
+        match *value {
+            Attr::S(v) => {
+                out.extend_from_slice(b":{\"S\":");
+                json_str(out, v);
+                out.push(b'}');
+            }
+            Attr::N(v) => {
+                out.extend_from_slice(b":{\"N\":\"");
+                out.extend_from_slice(v.to_string().as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+        }
+    }
     out.push(b'}');
 }
 
-fn push_n(out: &mut Vec<u8>, name: &str, value: u64) {
-    json_str(out, name);
-    out.extend_from_slice(b":{\"N\":\"");
-    out.extend_from_slice(value.to_string().as_bytes());
-    out.extend_from_slice(b"\"}");
-}
-
-/// The PutItem request `claim` sends through the SDK, as DynamoDB JSON.
-#[allow(clippy::too_many_arguments)]
-fn claim_body(
-    table: &str,
-    key: &str,
-    event_id: &str,
-    token: &str,
-    validation: &str,
-    now_ms: u64,
-    in_progress_until_ms: u64,
-    expiration_secs: u64,
-) -> Vec<u8> {
-    let mut b = Vec::with_capacity(768 + key.len() + event_id.len());
+/// The PutItem request of a claim, as DynamoDB JSON.
+fn claim_body(table: &str, item: &[(&str, Attr<'_>)], values: &[(&str, Attr<'_>)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(1024);
     b.extend_from_slice(b"{\"TableName\":");
     json_str(&mut b, table);
-    b.extend_from_slice(b",\"Item\":{");
-    push_s(&mut b, "pk", key);
-    b.push(b',');
-    push_s(&mut b, "status", STATUS_IN_PROGRESS);
-    b.push(b',');
-    push_s(&mut b, "event_id", event_id);
-    b.push(b',');
-    push_s(&mut b, "claim_token", token);
-    b.push(b',');
-    push_s(&mut b, "validation", validation);
-    b.push(b',');
-    push_n(&mut b, "expiration", expiration_secs);
-    b.push(b',');
-    push_n(&mut b, "in_progress_expiration", in_progress_until_ms);
-    b.extend_from_slice(b"},\"ConditionExpression\":");
+    b.extend_from_slice(b",\"Item\":");
+    push_attrs(&mut b, item);
+    b.extend_from_slice(b",\"ConditionExpression\":");
     json_str(&mut b, CLAIM_CONDITION);
     b.extend_from_slice(b",\"ExpressionAttributeNames\":{\"#status\":\"status\"}");
-    b.extend_from_slice(b",\"ExpressionAttributeValues\":{");
-    push_n(&mut b, ":now", now_ms / 1000);
-    b.push(b',');
-    push_n(&mut b, ":now_ms", now_ms);
-    b.push(b',');
-    push_s(&mut b, ":inprogress", STATUS_IN_PROGRESS);
-    b.extend_from_slice(b"},\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
+    b.extend_from_slice(b",\"ExpressionAttributeValues\":");
+    push_attrs(&mut b, values);
+    b.extend_from_slice(b",\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     b
 }
 
-/// The UpdateItem request `complete` sends through the SDK, as DynamoDB JSON.
-fn complete_body(table: &str, key: &str, expiration_secs: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(320 + key.len());
+/// The UpdateItem request of a completion, as DynamoDB JSON.
+fn complete_body(table: &str, key: &str, values: &[(&str, Attr<'_>)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(384);
     b.extend_from_slice(b"{\"TableName\":");
     json_str(&mut b, table);
-    b.extend_from_slice(b",\"Key\":{");
-    push_s(&mut b, "pk", key);
-    b.extend_from_slice(b"},\"UpdateExpression\":");
+    b.extend_from_slice(b",\"Key\":");
+    push_attrs(&mut b, &[("pk", Attr::S(key))]);
+    b.extend_from_slice(b",\"UpdateExpression\":");
     json_str(&mut b, COMPLETE_UPDATE);
     b.extend_from_slice(b",\"ExpressionAttributeNames\":{\"#status\":\"status\"}");
-    b.extend_from_slice(b",\"ExpressionAttributeValues\":{");
-    push_s(&mut b, ":completed", STATUS_COMPLETED);
-    b.push(b',');
-    push_n(&mut b, ":exp", expiration_secs);
-    b.extend_from_slice(b"}}");
+    b.extend_from_slice(b",\"ExpressionAttributeValues\":");
+    push_attrs(&mut b, values);
+    b.push(b'}');
     b
 }
 
@@ -195,19 +238,19 @@ impl ClaimStore {
             rand::random::<u64>(),
             rand::random::<u64>()
         );
+        let item = claim_item(
+            key,
+            event_id,
+            &token,
+            validation,
+            in_progress_until_ms,
+            expiration_secs,
+        );
+        let values = claim_values(now_ms);
         let started = Instant::now();
         let mut tried = None;
         if let Some(direct) = self.direct().await {
-            let body = claim_body(
-                &self.table,
-                key,
-                event_id,
-                &token,
-                validation,
-                now_ms,
-                in_progress_until_ms,
-                expiration_secs,
-            );
+            let body = claim_body(&self.table, &item, &values);
             match Box::pin(direct.call("DynamoDB_20120810.PutItem", body)).await {
                 Answer::Ok => return Ok(Claim::Acquired),
                 Answer::ConditionFailed(old) => {
@@ -223,18 +266,10 @@ impl ClaimStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(key))
-            .item("status", s(STATUS_IN_PROGRESS))
-            .item("event_id", s(event_id))
-            .item("claim_token", s(&token))
-            .item("validation", s(validation))
-            .item("expiration", n(expiration_secs))
-            .item("in_progress_expiration", n(in_progress_until_ms))
+            .set_item(Some(attr_map(&item)))
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now", n(now_ms / 1000))
-            .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
+            .set_expression_attribute_values(Some(attr_map(&values)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let result = match Self::after_direct(tried) {
             Some(config) => Box::pin(request.customize().config_override(config).send()).await,
@@ -253,10 +288,11 @@ impl ClaimStore {
 
     /// Marks `key` delivered; it is then remembered until `expiration_secs`.
     pub async fn complete(&self, key: &str, expiration_secs: u64) -> Result<(), ClaimError> {
+        let values = complete_values(expiration_secs);
         let started = Instant::now();
         let mut tried = None;
         if let Some(direct) = self.direct().await {
-            let body = complete_body(&self.table, key, expiration_secs);
+            let body = complete_body(&self.table, key, &values);
             match Box::pin(direct.call("DynamoDB_20120810.UpdateItem", body)).await {
                 Answer::Ok => return Ok(()),
                 // Not an answer UpdateItem without a condition gives: let the SDK say.
@@ -274,8 +310,7 @@ impl ClaimStore {
             .key("pk", s(key))
             .update_expression(COMPLETE_UPDATE)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":completed", s(STATUS_COMPLETED))
-            .expression_attribute_values(":exp", n(expiration_secs));
+            .set_expression_attribute_values(Some(attr_map(&values)));
         let result = match Self::after_direct(tried) {
             Some(config) => Box::pin(request.customize().config_override(config).send()).await,
             None => Box::pin(request.send()).await,

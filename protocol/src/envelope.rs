@@ -84,17 +84,24 @@ impl Body {
         }
     }
 
-    /// The original bytes of an inline body; a claim-checked body must be fetched first.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+    /// The original bytes of an inline body, borrowed when it is text; a claim-checked body
+    /// must be fetched first.
+    pub fn inline_bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, EnvelopeError> {
         match self {
             Body::S3(_) => Err(EnvelopeError::Malformed(
                 "body is claim-checked in S3; fetch it first".into(),
             )),
-            Body::Utf8 { data } => Ok(data.as_bytes().to_vec()),
+            Body::Utf8 { data } => Ok(data.as_bytes().into()),
             Body::Base64 { data } => B64
                 .decode(data)
+                .map(Into::into)
                 .map_err(|e| EnvelopeError::Malformed(format!("body is not valid base64: {e}"))),
         }
+    }
+
+    /// The original bytes of an inline body; a claim-checked body must be fetched first.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        self.inline_bytes().map(std::borrow::Cow::into_owned)
     }
 }
 
