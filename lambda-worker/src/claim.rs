@@ -8,10 +8,11 @@
 //! write to claim and one to complete, and no reads. TTL deletion lags by up to 48 h, so
 //! expirations are compared, never assumed deleted.
 
-use crate::ddb_direct::{json_str, Answer, Direct};
+use crate::ddb_direct::{Answer, Direct};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
+use sluice_protocol::json_text::string as json_str;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;

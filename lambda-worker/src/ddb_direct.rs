@@ -342,12 +342,6 @@ fn error_code(raw: &str) -> &str {
     name.split_once(':').map_or(name, |(n, _)| n)
 }
 
-/// Appends `s` as a JSON string literal (quoted, escaped by serde_json).
-pub fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,12 +357,5 @@ mod tests {
             "ThrottlingException"
         );
         assert_eq!(error_code("Plain"), "Plain");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        let mut out = Vec::new();
-        json_str(&mut out, "a\"b\\c\n");
-        assert_eq!(out, br#""a\"b\\c\n""#);
     }
 }

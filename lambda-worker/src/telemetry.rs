@@ -3,6 +3,7 @@
 //!
 //! Metric dimensions stay low-cardinality (source, outcome): never an event id or key.
 
+use sluice_protocol::json_text;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The CloudWatch namespace of Sluice's own metrics (the SAM alarms use the same).
@@ -31,49 +32,40 @@ pub fn event_metric(
     latency_ms: Option<u64>,
     age_ms: Option<u64>,
 ) -> String {
-    use std::fmt::Write;
+    use std::io::Write;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     // Written directly (one allocation), byte for byte what serializing the equivalent
-    // `serde_json::Value` gives: keys in sorted order, strings escaped by serde_json.
-    let mut line = String::with_capacity(400 + source.len());
-    line.push('{');
+    // `serde_json::Value` gives: keys in sorted order, strings escaped like serde_json.
+    // Writes into a Vec cannot fail.
+    let mut line = Vec::with_capacity(400 + source.len());
+    line.push(b'{');
     if let Some(ms) = latency_ms {
         let _ = write!(line, "\"DeliveryLatency\":{ms},");
     }
     if let Some(ms) = age_ms {
         let _ = write!(line, "\"EndToEndAge\":{ms},");
     }
-    line.push_str(
-        "\"Events\":1,\"_aws\":{\"CloudWatchMetrics\":[{\"Dimensions\":[[\"source\",\"outcome\"],[\"outcome\"]],\"Metrics\":[{\"Name\":\"Events\",\"Unit\":\"Count\"}",
+    line.extend_from_slice(
+        b"\"Events\":1,\"_aws\":{\"CloudWatchMetrics\":[{\"Dimensions\":[[\"source\",\"outcome\"],[\"outcome\"]],\"Metrics\":[{\"Name\":\"Events\",\"Unit\":\"Count\"}",
     );
     if latency_ms.is_some() {
-        line.push_str(",{\"Name\":\"DeliveryLatency\",\"Unit\":\"Milliseconds\"}");
+        line.extend_from_slice(b",{\"Name\":\"DeliveryLatency\",\"Unit\":\"Milliseconds\"}");
     }
     if age_ms.is_some() {
-        line.push_str(",{\"Name\":\"EndToEndAge\",\"Unit\":\"Milliseconds\"}");
+        line.extend_from_slice(b",{\"Name\":\"EndToEndAge\",\"Unit\":\"Milliseconds\"}");
     }
-    let _ = write!(
-        line,
-        "],\"Namespace\":{}}}],\"Timestamp\":{now}}},\"outcome\":{},\"source\":{}}}",
-        Json(METRICS_NAMESPACE),
-        Json(outcome),
-        Json(source)
-    );
-    line
-}
-
-/// A string as a JSON string literal, escaped by serde_json.
-struct Json<'a>(&'a str);
-
-impl std::fmt::Display for Json<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut buf = Vec::with_capacity(self.0.len() + 2);
-        serde_json::to_writer(&mut buf, self.0).map_err(|_| std::fmt::Error)?;
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| std::fmt::Error)?)
-    }
+    line.extend_from_slice(b"],\"Namespace\":");
+    json_text::string(&mut line, METRICS_NAMESPACE);
+    let _ = write!(line, "}}],\"Timestamp\":{now}}},\"outcome\":");
+    json_text::string(&mut line, outcome);
+    line.extend_from_slice(b",\"source\":");
+    json_text::string(&mut line, source);
+    line.push(b'}');
+    // Fixed ASCII, digits and escaped `str`s: always UTF-8.
+    String::from_utf8(line).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! emulated in scalar code, slower there than serde_json's byte table.
 //!
 //! The building blocks of the hand-written encoders on the hot path (the envelope, the SQS
-//! request). The output is exactly what serde_json writes for the same values; the
+//! request, the consumer's DynamoDB requests and EMF lines). The output is exactly what serde_json writes for the same values; the
 //! encoders' tests hold it to that. It must never write invalid JSON or invalid UTF-8.
 
 /// Appends `value` as a JSON string literal (quotes included).
-pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
+pub fn string(out: &mut Vec<u8>, value: &str) {
     #[cfg(not(target_arch = "wasm32"))]
     json_escape_simd::escape_into(value, out);
     #[cfg(target_arch = "wasm32")]
@@ -70,4 +70,14 @@ pub(crate) fn name(out: &mut Vec<u8>, name: &str) {
 
 pub(crate) fn integer(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strings_are_escaped() {
+        let mut out = Vec::new();
+        super::string(&mut out, "a\"b\\c\n");
+        assert_eq!(out, br#""a\"b\\c\n""#);
+    }
 }

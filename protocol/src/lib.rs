@@ -18,7 +18,7 @@ pub mod fifo;
 pub mod headers;
 pub mod ingest;
 pub mod ingest_error;
-mod json_text;
+pub mod json_text;
 pub mod queue_attributes;
 pub mod retry;
 pub mod send_message;
