@@ -160,7 +160,11 @@ write("envelope_decode", "base64", envelope({"encoding": "base64", "data": "/wD+
 write("envelope_decode", "s3", envelope({"encoding": "s3", "bucket": "b",
                                          "key": "payloads/github/2026/01/01/evt_01",
                                          "size": 5, "sha256": "ab"}, trace_id="f" * 32))
-write("envelope_decode", "v2", envelope({"encoding": "utf8", "data": "x"}, v=2))
+write("envelope_decode", "v3", envelope({"encoding": "utf8", "data": "x"}, v=3))
+# Version 2 (written since): a JSON line, then a raw text body.
+write("envelope_decode", "v2-text", envelope({"encoding": "utf8"}, v=2) + '\n{"a":"b\\"c"}\r\n')
+write("envelope_decode", "v2-inline", envelope({"encoding": "utf8", "data": "\u0000"}, v=2) + "\n")
+write("envelope_decode", "v2-base64", envelope({"encoding": "base64", "data": "/wD+Cg=="}, v=2) + "\n")
 write("envelope_decode", "no-version", '{"id":"x"}')
 write("envelope_decode", "garbage", "not json")
 

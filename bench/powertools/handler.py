@@ -38,7 +38,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.config import Config
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2  # a JSON line, then a text body as received (protocol/src/envelope.rs)
 SOURCES = {s["name"]: s for s in json.loads(os.environ["SLUICE_SOURCES"])["sources"]}
 _secret = os.environ.get("SLUICE_DESTINATION_SECRET", "")
 SECRET = base64.b64decode(_secret.removeprefix("whsec_")) if _secret else None
@@ -63,12 +63,13 @@ http = requests.Session()
 
 
 def decode_envelope(text: str) -> dict:
-    envelope = json.loads(text)
+    head, _, tail = text.partition("\n")
+    envelope = json.loads(head)
     if envelope.get("v") != ENVELOPE_VERSION:
         raise ValueError(f"unsupported envelope version {envelope.get('v')!r}")
     body = envelope["body"]
     if body["encoding"] == "utf8":
-        envelope["body_bytes"] = body["data"].encode()
+        envelope["body_bytes"] = (body["data"] if "data" in body else tail).encode()
     elif body["encoding"] == "base64":
         envelope["body_bytes"] = base64.b64decode(body["data"])
     else:

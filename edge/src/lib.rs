@@ -180,53 +180,52 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
         }
     });
     // A body longer than the threshold cannot fit inline whatever its encoding: it goes to
-    // the claim check without being encoded first. Otherwise the envelope is encoded once,
-    // and its size decides.
-    let mut encoded = if body_len > payload.inline_threshold {
-        None
-    } else {
-        Some(envelope.encode()).filter(|e| e.len() <= payload.inline_threshold)
+    // the claim check without being encoded first. Otherwise the envelope is encoded once
+    // (its JSON line; the body is only checked, not copied), and its size decides.
+    let inline = (body_len <= payload.inline_threshold)
+        .then(|| envelope.encode_parts())
+        .filter(|e| e.len() <= payload.inline_threshold);
+    let sent = match inline {
+        Some(encoded) => sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref()).await,
+        None => {
+            // Claim check: the body goes to S3 first, the queue gets the reference.
+            let Some(bucket) = payload.bucket.clone() else {
+                return Err(with_trace(IngestError::PayloadTooLarge {
+                    limit: payload.inline_threshold as u64,
+                }));
+            };
+            let key = object_key(&envelope.source, envelope.received_at_ms, &envelope.id);
+            let placeholder = Body::Base64 {
+                data: String::new(),
+            };
+            // The body was inline a moment ago, so this cannot fail; refuse rather than guess.
+            let body = std::mem::replace(&mut envelope.body, placeholder)
+                .into_vec()
+                .map_err(|_| with_trace(IngestError::EdgeMisconfigured))?;
+            // One hash for the reference and for the upload's signature.
+            let sha256 = webcrypto::sha256_hex(&body).await;
+            s3::put(
+                &payload,
+                &auth,
+                &key,
+                &body,
+                &sha256,
+                envelope.content_type.as_deref(),
+                &envelope.id,
+            )
+            .await
+            .map_err(with_trace)?;
+            envelope.body = Body::S3(BodyRef {
+                bucket,
+                key,
+                size: body.len() as u64,
+                sha256,
+            });
+            let encoded = envelope.encode_parts();
+            sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref()).await
+        }
     };
-    if encoded.is_none() {
-        // Claim check: the body goes to S3 first, the queue gets the reference.
-        let Some(bucket) = payload.bucket.clone() else {
-            return Err(with_trace(IngestError::PayloadTooLarge {
-                limit: payload.inline_threshold as u64,
-            }));
-        };
-        let key = object_key(&envelope.source, envelope.received_at_ms, &envelope.id);
-        let placeholder = Body::Base64 {
-            data: String::new(),
-        };
-        // The body was inline a moment ago, so this cannot fail; refuse rather than guess.
-        let body = std::mem::replace(&mut envelope.body, placeholder)
-            .into_vec()
-            .map_err(|_| with_trace(IngestError::EdgeMisconfigured))?;
-        // One hash for the reference and for the upload's signature.
-        let sha256 = webcrypto::sha256_hex(&body).await;
-        s3::put(
-            &payload,
-            &auth,
-            &key,
-            &body,
-            &sha256,
-            envelope.content_type.as_deref(),
-            &envelope.id,
-        )
-        .await
-        .map_err(with_trace)?;
-        envelope.body = Body::S3(BodyRef {
-            bucket,
-            key,
-            size: body.len() as u64,
-            sha256,
-        });
-        encoded = Some(envelope.encode());
-    }
-    let encoded = encoded.unwrap_or_default();
-    sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref())
-        .await
-        .map_err(with_trace)?;
+    sent.map_err(with_trace)?;
     Ok(Outcome::Accepted(Accepted {
         event_id: envelope.id,
         trace_id,

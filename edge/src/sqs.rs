@@ -6,7 +6,7 @@
 
 use crate::aws::{call, with_one_retry, AwsAuth, AwsRequest};
 use crate::config::QueueConfig;
-use sluice_protocol::{Envelope, IngestError};
+use sluice_protocol::{Encoded, Envelope, IngestError};
 use std::time::Duration;
 use worker::Method;
 
@@ -19,7 +19,7 @@ pub async fn send(
     queue: &QueueConfig,
     auth: &AwsAuth,
     envelope: &Envelope,
-    encoded: &str,
+    encoded: &Encoded<'_>,
     fifo: Option<&Fifo>,
 ) -> Result<(), IngestError> {
     let body = request_body(queue, envelope, encoded, fifo);
@@ -56,12 +56,12 @@ pub async fn send(
 pub fn request_body(
     queue: &QueueConfig,
     envelope: &Envelope,
-    encoded: &str,
+    encoded: &Encoded<'_>,
     fifo: Option<&Fifo>,
 ) -> String {
     sluice_protocol::send_message::request_body(
         &queue.queue_url,
-        encoded,
+        &encoded.parts(),
         sluice_protocol::queue_attributes::for_envelope(envelope),
         fifo,
     )

@@ -1,16 +1,28 @@
 //! The queue envelope: what the edge puts on SQS and the consumer takes off it.
 //!
-//! Versioned (`"v": 1`); a consumer refuses versions it does not know instead of guessing.
-//! The envelope carries the provider's body byte-exact (UTF-8 text as is, anything else as
-//! base64) and only the forwarded headers: it must never contain a secret or a signature.
+//! Versioned; a consumer refuses versions it does not know instead of guessing. The envelope
+//! carries the provider's body byte-exact (UTF-8 text as is, anything else as base64) and
+//! only the forwarded headers: it must never contain a secret or a signature.
+//!
+//! Two wire formats are read (see [`crate::envelope_json`] for the writer):
+//! - version 2 (written): one line of compact JSON (the metadata, and the body's encoding),
+//!   a line feed, then a text body exactly as received. The body is not escaped into JSON:
+//!   the edge never spends time on it and a message in the DLQ reads as the provider sent
+//!   it. Bodies SQS would refuse as raw text (control characters, U+FFFE/U+FFFF) and
+//!   binary, base64 or claim-checked bodies stay inside the JSON line, with nothing after it.
+//! - version 1: the whole envelope as one JSON document (messages queued before version 2).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The envelope version this crate writes and reads.
-pub const ENVELOPE_VERSION: u32 = 1;
+/// The envelope version this crate writes (it reads this one and version 1).
+pub const ENVELOPE_VERSION: u32 = 2;
+
+/// The first version, one JSON document; still read, and written for envelopes that say
+/// `v: 1` (a version-1 message read back and queued again stays as it was).
+pub const ENVELOPE_VERSION_1: u32 = 1;
 
 /// One accepted webhook, as queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,21 +139,105 @@ impl Envelope {
         format!("{}#{}", self.source, key)
     }
 
-    /// The envelope as the JSON text queued on SQS.
+    /// The envelope as the text queued on SQS (both parts of [`Envelope::encode_parts`]
+    /// joined).
     pub fn encode(&self) -> String {
+        self.encode_parts().to_text()
+    }
+
+    /// The envelope as queued, in two parts so that a body is never copied to encode it:
+    /// the message is `head` followed by `tail`.
+    pub fn encode_parts(&self) -> crate::envelope_json::Encoded<'_> {
         crate::envelope_json::encode(self)
     }
 
-    /// Reads a queued message, refusing unknown versions.
+    /// Reads a queued message (version 2 or 1), refusing unknown versions.
     pub fn decode(text: &str) -> Result<Self, EnvelopeError> {
-        let probe: VersionProbe =
-            serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        match probe.v {
-            Some(v) if v == u64::from(ENVELOPE_VERSION) => {}
-            Some(v) => return Err(EnvelopeError::UnsupportedVersion(v)),
-            None => return Err(EnvelopeError::Malformed("missing field `v`".into())),
+        let malformed = |e: serde_json::Error| EnvelopeError::Malformed(e.to_string());
+        let (head, tail) = match text.split_once('\n') {
+            Some((head, tail)) => (head, Some(tail)),
+            None => (text, None),
+        };
+        let (version, one_line) = match serde_json::from_str::<VersionProbe>(head) {
+            Ok(probe) => (probe.v, true),
+            // Not one JSON line: a version-1 document written over several lines, or garbage.
+            Err(e) if tail.is_some() => {
+                let probe = serde_json::from_str::<VersionProbe>(text).map_err(|_| malformed(e))?;
+                (probe.v, false)
+            }
+            Err(e) => return Err(malformed(e)),
+        };
+        match version {
+            Some(2) if one_line => Head::decode(head, tail.unwrap_or("")),
+            Some(2) => Err(EnvelopeError::Malformed(
+                "a version 2 envelope's JSON must be its first line".into(),
+            )),
+            Some(1) => serde_json::from_str(text).map_err(malformed),
+            Some(v) => Err(EnvelopeError::UnsupportedVersion(v)),
+            None => Err(EnvelopeError::Malformed("missing field `v`".into())),
         }
-        serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+}
+
+/// A version-2 message's JSON line: the envelope's fields, with a text body's data after
+/// the line instead of in it.
+#[derive(Deserialize)]
+struct Head {
+    v: u32,
+    id: String,
+    source: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    received_at_ms: u64,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: HeadBody,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "encoding", rename_all = "lowercase")]
+enum HeadBody {
+    /// Without `data` the body is the text after the line; with it, nothing may follow.
+    Utf8 {
+        #[serde(default)]
+        data: Option<String>,
+    },
+    Base64 {
+        data: String,
+    },
+    S3(crate::claim_check::BodyRef),
+}
+
+impl Head {
+    fn decode(head: &str, tail: &str) -> Result<Envelope, EnvelopeError> {
+        let h: Head =
+            serde_json::from_str(head).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let body = match (h.body, tail) {
+            (HeadBody::Utf8 { data: None }, tail) => Body::Utf8 { data: tail.into() },
+            (HeadBody::Utf8 { data: Some(data) }, "") => Body::Utf8 { data },
+            (HeadBody::Base64 { data }, "") => Body::Base64 { data },
+            (HeadBody::S3(reference), "") => Body::S3(reference),
+            _ => {
+                return Err(EnvelopeError::Malformed(
+                    "text after an envelope whose body is inside it".into(),
+                ))
+            }
+        };
+        Ok(Envelope {
+            v: h.v,
+            id: h.id,
+            source: h.source,
+            idempotency_key: h.idempotency_key,
+            received_at_ms: h.received_at_ms,
+            content_type: h.content_type,
+            trace_id: h.trace_id,
+            headers: h.headers,
+            body,
+        })
     }
 }
 
@@ -198,11 +294,28 @@ mod tests {
     #[test]
     fn refuses_unknown_versions_and_garbage() {
         let mut env = sample(Body::from_bytes(b"x"));
-        env.v = 2;
+        env.v = 3;
         assert_eq!(
             Envelope::decode(&env.encode()),
-            Err(EnvelopeError::UnsupportedVersion(2))
+            Err(EnvelopeError::UnsupportedVersion(3))
         );
+        env.v = 2;
+        let base64 = sample(Body::from_bytes(&[0xff]));
+        for bad in [
+            // A body inside the line and text after it: which one is the body?
+            base64.encode() + "x",
+            env.encode().replace(
+                "\"encoding\":\"utf8\"",
+                "\"encoding\":\"utf8\",\"data\":\"y\"",
+            ),
+            // Version 2's JSON is one line.
+            env.encode().replacen(",", ",\n", 1),
+        ] {
+            assert!(
+                matches!(Envelope::decode(&bad), Err(EnvelopeError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
         assert!(matches!(
             Envelope::decode("not json"),
             Err(EnvelopeError::Malformed(_))
@@ -211,6 +324,18 @@ mod tests {
             Envelope::decode("{\"id\":\"x\"}"),
             Err(EnvelopeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn version_1_messages_are_still_read() {
+        let text = r#"{"v":1,"id":"evt_01","source":"github","received_at_ms":5,
+            "headers":{"x-github-event":"push"},"body":{"encoding":"utf8","data":"{\"a\":1}\n"}}"#;
+        let env = Envelope::decode(text).unwrap();
+        assert_eq!(env.v, ENVELOPE_VERSION_1);
+        assert_eq!(env.body.to_bytes().unwrap(), b"{\"a\":1}\n");
+        // Queued again, it keeps its format.
+        assert_eq!(env.encode(), serde_json::to_string(&env).unwrap());
+        assert_eq!(Envelope::decode(&env.encode()), Ok(env));
     }
 
     #[test]

@@ -26,39 +26,41 @@ pub(crate) const BODY_CHUNK: usize = 16 * 1024;
 
 /// Appends `value` as a JSON string literal, escaping it a chunk at a time.
 ///
-/// The escaper reserves its worst case (6 bytes out per byte in) before it writes; for a
-/// whole body at once that is a buffer six times the body (60 MiB for a 10 MiB body, in a
-/// Worker that has 128 MB). A chunk at a time keeps that reserve small. Each chunk after
-/// the first comes out with its own opening quote, which is removed (a short move within
-/// the cache).
-#[cfg(not(target_arch = "wasm32"))]
+/// The SIMD escaper reserves its worst case (6 bytes out per byte in) before it writes; for
+/// a whole body at once that is a buffer six times the body (60 MiB for a 10 MiB body, in
+/// a Worker that has 128 MB). A chunk at a time keeps that reserve small.
 pub(crate) fn long_string(out: &mut Vec<u8>, value: &str) {
-    let mut rest = value;
-    let mut first = true;
-    loop {
-        let mut cut = rest.len().min(BODY_CHUNK);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let (chunk, tail) = rest.split_at(cut);
-        let start = out.len();
-        json_escape_simd::escape_into(chunk, out);
-        if !first {
-            out.remove(start);
-        }
-        if tail.is_empty() {
-            return;
-        }
-        out.pop(); // the chunk's closing quote: the string goes on
-        rest = tail;
-        first = false;
-    }
+    long_string_of_parts(out, &[value]);
 }
 
-/// Appends `value` as a JSON string literal (serde_json's escaper reserves nothing ahead).
-#[cfg(target_arch = "wasm32")]
-pub(crate) fn long_string(out: &mut Vec<u8>, value: &str) {
-    serde_escape(out, value);
+/// Appends the concatenation of `parts` as one JSON string literal, a chunk at a time (see
+/// [`long_string`]). Each chunk comes out of the escaper as a literal of its own; the
+/// quotes between chunks are removed (a short move within the cache).
+pub fn long_string_of_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    let mut first = true;
+    for part in parts {
+        let mut rest = *part;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(BODY_CHUNK);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let (chunk, tail) = rest.split_at(cut);
+            if first {
+                string(out, chunk);
+                first = false;
+            } else {
+                out.pop(); // the closing quote so far: the string goes on
+                let start = out.len();
+                string(out, chunk);
+                out.remove(start); // the chunk's own opening quote
+            }
+            rest = tail;
+        }
+    }
+    if first {
+        out.extend_from_slice(b"\"\"");
+    }
 }
 
 /// Appends `"name":` (names are fixed ASCII identifiers, no escaping needed).
@@ -79,5 +81,21 @@ mod tests {
         let mut out = Vec::new();
         super::string(&mut out, "a\"b\\c\n");
         assert_eq!(out, br#""a\"b\\c\n""#);
+    }
+
+    #[test]
+    fn parts_make_one_string() {
+        let long = "x\"".repeat(super::BODY_CHUNK);
+        for parts in [
+            vec![],
+            vec![""],
+            vec!["", "a"],
+            vec!["{\"v\":2}\n", "", "漢\u{1}"],
+            vec!["a", long.as_str(), "b", long.as_str()],
+        ] {
+            let mut out = Vec::new();
+            super::long_string_of_parts(&mut out, &parts);
+            assert_eq!(out, serde_json::to_vec(&parts.concat()).unwrap());
+        }
     }
 }

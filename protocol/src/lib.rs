@@ -12,7 +12,7 @@
 pub mod archive;
 pub mod claim_check;
 pub mod envelope;
-mod envelope_json;
+pub mod envelope_json;
 pub mod event_id;
 pub mod fifo;
 pub mod headers;
@@ -24,8 +24,10 @@ pub mod retry;
 pub mod send_message;
 pub mod signature;
 pub mod source;
+pub mod sqs_text;
 
-pub use envelope::{Body, Envelope, EnvelopeError, ENVELOPE_VERSION};
+pub use envelope::{Body, Envelope, EnvelopeError, ENVELOPE_VERSION, ENVELOPE_VERSION_1};
+pub use envelope_json::Encoded;
 pub use headers::HeaderMap;
 pub use ingest::{prepare, prepare_with, Inbound, Prepared};
 pub use ingest_error::IngestError;

@@ -1,11 +1,12 @@
 //! The body of an SQS `SendMessage` request (JSON protocol), written directly.
 //!
-//! The envelope is the message body, so it is escaped a second time here: this writer uses
-//! the same SIMD escaper as the envelope's ([`crate::json_text`]), and produces the same
-//! JSON object serde would. It must never put anything in the request but the envelope,
+//! The envelope is the message body: its JSON line and its raw text body (the two parts of
+//! [`crate::Encoded`]) are escaped here, straight into the request, as one JSON string,
+//! with the SIMD escaper of [`crate::json_text`]. The result is the JSON object serde would
+//! write for the same message. It must never put anything in the request but the envelope,
 //! its attributes and the FIFO ids: no secret, no signature.
 
-use crate::json_text::{long_string, name, string};
+use crate::json_text::{long_string_of_parts, name, string};
 
 /// FIFO queue parameters of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,20 +16,22 @@ pub struct FifoIds {
 }
 
 /// `{"QueueUrl":…,"MessageBody":…,"MessageAttributes":{…}[,"MessageGroupId":…,
-/// "MessageDeduplicationId":…]}` with every attribute a `String`.
+/// "MessageDeduplicationId":…]}` with every attribute a `String`; the message body is the
+/// concatenation of `message` (e.g. [`crate::Encoded::parts`]).
 pub fn request_body<'a>(
     queue_url: &str,
-    message_body: &str,
+    message: &[&str],
     attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
     fifo: Option<&FifoIds>,
 ) -> String {
-    let mut out = Vec::with_capacity(1024 + message_body.len() + message_body.len() / 4);
+    let message_len: usize = message.iter().map(|part| part.len()).sum();
+    let mut out = Vec::with_capacity(1024 + message_len + message_len / 4);
     out.push(b'{');
     name(&mut out, "QueueUrl");
     string(&mut out, queue_url);
     out.push(b',');
     name(&mut out, "MessageBody");
-    long_string(&mut out, message_body);
+    long_string_of_parts(&mut out, message);
     out.push(b',');
     name(&mut out, "MessageAttributes");
     out.push(b'{');
@@ -70,7 +73,8 @@ mod tests {
             deduplication_id: "d\u{1}".into(),
         };
         for fifo in [None, Some(&fifo)] {
-            let text = request_body("https://sqs/q.fifo", &envelope, attributes, fifo);
+            let (line, body) = envelope.split_at(1000);
+            let text = request_body("https://sqs/q.fifo", &[line, body], attributes, fifo);
             let parsed: Value = serde_json::from_str(&text).unwrap();
             let mut expected = json!({
                 "QueueUrl": "https://sqs/q.fifo",

@@ -314,7 +314,7 @@ type Body =
   | { encoding: "s3"; bucket: string; key: string; size: number; sha256: string };
 
 interface Envelope {
-  v: 1;
+  v: 2;
   id: string;
   source: string;
   idempotency_key?: string;
@@ -325,9 +325,16 @@ interface Envelope {
   body: Body;
 }
 
-/** Same field order as the Rust struct, so JSON.stringify writes what serde_json writes. */
+/** Text SQS refuses raw (protocol/src/sqs_text.rs): control characters other than tab,
+ * line feed and carriage return, U+FFFE and U+FFFF. */
+const NOT_QUEUEABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/;
+
+/** Envelope version 2 (protocol/src/envelope_json.rs): a JSON line (same field order as
+ * the Rust struct, so JSON.stringify writes what serde_json writes), a line feed, then a
+ * text body as received. */
 function encode(e: Envelope): string {
-  return JSON.stringify({
+  const raw = e.body.encoding === "utf8" && !NOT_QUEUEABLE.test(e.body.data);
+  const line = JSON.stringify({
     v: e.v,
     id: e.id,
     source: e.source,
@@ -336,8 +343,9 @@ function encode(e: Envelope): string {
     content_type: e.content_type,
     trace_id: e.trace_id,
     headers: e.headers,
-    body: e.body,
-  });
+    body: raw ? { encoding: "utf8" } : e.body,
+  }).replace(/[\ufffe\uffff]/g, (c) => (c === "\ufffe" ? "\\ufffe" : "\\uffff"));
+  return raw ? `${line}\n${(e.body as { data: string }).data}` : `${line}\n`;
 }
 
 /** protocol/src/claim_check.rs: `payloads/{source}/{yyyy}/{mm}/{dd}/{event id}`. */
@@ -418,7 +426,7 @@ async function ingest(request: Request, env: Env, sourceName: string): Promise<R
   }
   const trace = traceId(request.headers.get("traceparent"));
   const envelope: Envelope = {
-    v: 1,
+    v: 2,
     id: eventId(nowMs),
     source: source.name,
     idempotency_key: idempotencyKey,

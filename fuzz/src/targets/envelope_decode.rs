@@ -1,8 +1,11 @@
-//! The consumer's envelope decoder (`Envelope::decode`) on arbitrary text, and the
-//! round-trip property: whatever decodes re-encodes to text that decodes to the same
-//! envelope.
+//! The consumer's envelope decoder (`Envelope::decode`, versions 2 and 1) on arbitrary
+//! text, and the round-trip property: whatever decodes re-encodes to text that decodes to
+//! the same envelope (and, in version 2, that SQS accepts).
 
-use sluice_protocol::{fifo, queue_attributes, Body, Envelope, EnvelopeError, ENVELOPE_VERSION};
+use sluice_protocol::{
+    fifo, queue_attributes, sqs_text, Body, Envelope, EnvelopeError, ENVELOPE_VERSION,
+    ENVELOPE_VERSION_1,
+};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
@@ -11,9 +14,12 @@ pub fn run(data: &[u8]) {
     };
     match Envelope::decode(text) {
         Ok(envelope) => {
-            assert_eq!(envelope.v, ENVELOPE_VERSION);
+            assert!(envelope.v == ENVELOPE_VERSION || envelope.v == ENVELOPE_VERSION_1);
             let encoded = envelope.encode();
             assert!(!encoded.is_empty(), "encode failed silently");
+            if envelope.v == ENVELOPE_VERSION {
+                assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
+            }
             assert_eq!(Envelope::decode(&encoded).as_ref(), Ok(&envelope));
             match &envelope.body {
                 Body::Utf8 { data } => {
@@ -38,6 +44,7 @@ pub fn run(data: &[u8]) {
         }
         Err(EnvelopeError::UnsupportedVersion(v)) => {
             assert_ne!(v, u64::from(ENVELOPE_VERSION));
+            assert_ne!(v, u64::from(ENVELOPE_VERSION_1));
         }
         Err(EnvelopeError::Malformed(message)) => assert!(!message.is_empty()),
     }

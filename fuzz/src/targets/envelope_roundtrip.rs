@@ -4,7 +4,9 @@
 
 use arbitrary::Arbitrary;
 use sluice_protocol::claim_check::BodyRef;
-use sluice_protocol::{Body, Envelope, EnvelopeError, ENVELOPE_VERSION};
+use sluice_protocol::{
+    sqs_text, Body, Envelope, EnvelopeError, ENVELOPE_VERSION, ENVELOPE_VERSION_1,
+};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Arbitrary)]
@@ -72,6 +74,9 @@ pub fn run(data: &[u8]) {
     let encoded = envelope.encode();
     assert!(!encoded.is_empty(), "encode failed silently");
     if envelope.v == ENVELOPE_VERSION {
+        assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
+        assert_eq!(Envelope::decode(&encoded), Ok(envelope));
+    } else if envelope.v == ENVELOPE_VERSION_1 {
         assert_eq!(Envelope::decode(&encoded), Ok(envelope));
     } else {
         assert_eq!(
