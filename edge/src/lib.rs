@@ -98,7 +98,7 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     // without reading anything.
     let secrets = config::source_secrets(env, source)?;
     let body = body::read_capped(&mut req, source.max_body_bytes, declared).await?;
-    let headers: HeaderMap = req.headers().entries().collect();
+    let headers = HeaderMap::from_owned(req.headers().entries());
     let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
 
     let now_ms = worker::Date::now().as_millis();

@@ -23,6 +23,19 @@ impl HeaderMap {
             .push((name.to_ascii_lowercase(), value.to_string()));
     }
 
+    /// The headers as the runtime handed them over, kept without copying (names are
+    /// lower-cased in place).
+    pub fn from_owned(headers: impl IntoIterator<Item = (String, String)>) -> Self {
+        let entries = headers
+            .into_iter()
+            .map(|(mut name, value)| {
+                name.make_ascii_lowercase();
+                (name, value)
+            })
+            .collect();
+        HeaderMap { entries }
+    }
+
     /// The first value of `name`, case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.entries
@@ -88,6 +101,13 @@ mod tests {
         assert_eq!(h.get("webhook-id"), Some("msg_1"));
         assert_eq!(h.get("WEBHOOK-ID"), Some("msg_1"));
         assert_eq!(h.get("webhook-signature"), None);
+    }
+
+    #[test]
+    fn owned_headers_are_kept_lower_case() {
+        let h = HeaderMap::from_owned([("Webhook-ID".to_string(), "msg_1".to_string())]);
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("webhook-id", "msg_1")]);
+        assert_eq!(h, [("webhook-id", "msg_1")].into_iter().collect());
     }
 
     #[test]
