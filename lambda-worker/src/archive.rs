@@ -22,7 +22,8 @@ pub async fn store(
     s3.put_object()
         .bucket(bucket)
         .key(&key)
-        .content_type("application/json")
+        // The envelope as queued: a JSON line, then the body as received (version 2).
+        .content_type("text/plain; charset=utf-8")
         .body(ByteStream::from(queued.as_bytes().to_vec()))
         .send()
         .await

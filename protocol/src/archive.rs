@@ -4,7 +4,9 @@
 //!
 //! Key: `archive/{source}/{yyyy}/{mm}/{dd}/{hh}/{received_at_ms}-{event_id}.json`; the
 //! object is the envelope exactly as queued (a claim-checked body stays a reference to its
-//! `payloads/` object). This module only names keys; it never reads or writes S3.
+//! `payloads/` object). Since envelope version 2 that is a JSON line and the body, not one
+//! JSON document; the `.json` suffix stays so archives written before and after list and
+//! replay alike. This module only names keys; it never reads or writes S3.
 
 use crate::claim_check::civil_date;
 

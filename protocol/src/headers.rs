@@ -61,31 +61,35 @@ impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HeaderMap {
 
 /// Provider headers that carry meaning for the destination and are safe to forward.
 /// Signature headers are deliberately absent: the event is re-signed for the destination.
-const FORWARDED: &[&str] = &[
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "x-github-event",
-    "x-github-delivery",
-    "x-github-hook-id",
-    "x-github-hook-installation-target-id",
-    "x-github-hook-installation-target-type",
-    "stripe-version",
-    "x-shopify-topic",
-    "x-shopify-shop-domain",
-    "x-shopify-event-id",
-    "x-shopify-webhook-id",
-    "x-shopify-api-version",
-    "x-slack-request-timestamp",
-    "x-twilio-idempotency-token",
-];
+pub fn is_forwarded(name: &str) -> bool {
+    matches!(
+        name,
+        "user-agent"
+            | "webhook-id"
+            | "webhook-timestamp"
+            | "x-github-event"
+            | "x-github-delivery"
+            | "x-github-hook-id"
+            | "x-github-hook-installation-target-id"
+            | "x-github-hook-installation-target-type"
+            | "stripe-version"
+            | "x-shopify-topic"
+            | "x-shopify-shop-domain"
+            | "x-shopify-event-id"
+            | "x-shopify-webhook-id"
+            | "x-shopify-api-version"
+            | "x-slack-request-timestamp"
+            | "x-twilio-idempotency-token"
+    )
+}
 
-/// The headers of `headers` that go into the envelope, lower-cased, at most one value each.
+/// The headers of `headers` that go into the envelope, lower-cased, at most one value each
+/// (the first).
 pub fn forwarded(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (name, value) in headers.iter() {
-        if FORWARDED.contains(&name) && !out.contains_key(name) {
-            out.insert(name.to_string(), value.to_string());
+    for (name, value) in headers.iter().filter(|(name, _)| is_forwarded(name)) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(name.to_string()) {
+            slot.insert(value.to_string());
         }
     }
     out
@@ -123,6 +127,10 @@ mod tests {
         .collect();
         let f = forwarded(&h);
         assert_eq!(f.len(), 1);
+        let repeated: HeaderMap = [("User-Agent", "first"), ("user-agent", "second")]
+            .into_iter()
+            .collect();
+        assert_eq!(forwarded(&repeated)["user-agent"], "first");
         assert_eq!(f.get("x-github-event").map(String::as_str), Some("push"));
     }
 }
