@@ -410,7 +410,9 @@ async fn parity(
             .map(str::to_string)
             .with_context(|| format!("{} answered 202 without an id: {text}", w.name))?;
         let message = stub.last_message().context("the stub queued nothing")?;
-        let envelope: serde_json::Value = serde_json::from_str(&message)?;
+        // Envelope version 2: the JSON line first, the body after it.
+        let line = message.split('\n').next().unwrap_or_default();
+        let envelope: serde_json::Value = serde_json::from_str(line)?;
         anyhow::ensure!(
             envelope["id"] == id.as_str(),
             "{}: the queued envelope is not the event answered",
