@@ -68,6 +68,8 @@ def decode_envelope(text: str) -> dict:
     if envelope.get("v") != ENVELOPE_VERSION:
         raise ValueError(f"unsupported envelope version {envelope.get('v')!r}")
     body = envelope["body"]
+    if ("data" in body) == bool(tail):
+        raise ValueError("envelope body both inside the JSON line and after it, or neither")
     if body["encoding"] == "utf8":
         envelope["body_bytes"] = (body["data"] if "data" in body else tail).encode()
     elif body["encoding"] == "base64":

@@ -226,7 +226,7 @@ mod tests {
 
     fn envelope_text() -> String {
         Envelope {
-            v: 1,
+            v: sluice_protocol::ENVELOPE_VERSION,
             id: "evt_9".into(),
             source: "shop".into(),
             idempotency_key: None,

@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn archived_objects_must_match_their_key() {
         let e = Envelope {
-            v: 1,
+            v: sluice_protocol::ENVELOPE_VERSION,
             id: "evt_1".into(),
             source: "github".into(),
             idempotency_key: None,

@@ -137,7 +137,7 @@ mod tests {
 
     fn envelope() -> Envelope {
         Envelope {
-            v: 1,
+            v: sluice_protocol::ENVELOPE_VERSION,
             id: "evt_1".into(),
             source: "github".into(),
             idempotency_key: Some("d-1".into()),

@@ -357,7 +357,20 @@ impl Consumer {
                 send = send.message_attributes(name, attr(v.clone())?);
             }
         }
-        let detail: String = failure.detail.chars().take(256).collect();
+        // SQS refuses some characters in attributes as in bodies: replaced, so the dead
+        // letter is never refused for its explanation.
+        let detail: String = failure
+            .detail
+            .chars()
+            .take(256)
+            .map(|c| {
+                if sluice_protocol::sqs_text::is_queueable_char(c) {
+                    c
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            })
+            .collect();
         send = send
             .message_attributes(FAILURE_REASON, attr(failure.reason.to_string())?)
             .message_attributes(FAILURE_DETAIL, attr(detail)?)

@@ -122,7 +122,7 @@ impl Body {
 pub enum EnvelopeError {
     #[error("malformed envelope: {0}")]
     Malformed(String),
-    #[error("unsupported envelope version {0} (this build reads version {ENVELOPE_VERSION})")]
+    #[error("unsupported envelope version {0} (this build reads versions {ENVELOPE_VERSION} and {ENVELOPE_VERSION_1})")]
     UnsupportedVersion(u64),
 }
 
@@ -167,14 +167,16 @@ impl Envelope {
             }
             Err(e) => return Err(malformed(e)),
         };
-        match version {
-            Some(2) if one_line => Head::decode(head, tail.unwrap_or("")),
-            Some(2) => Err(EnvelopeError::Malformed(
-                "a version 2 envelope's JSON must be its first line".into(),
+        const V2: u64 = ENVELOPE_VERSION as u64;
+        const V1: u64 = ENVELOPE_VERSION_1 as u64;
+        match (version, tail) {
+            (Some(V2), Some(tail)) if one_line => Head::decode(head, tail),
+            (Some(V2), _) => Err(EnvelopeError::Malformed(
+                "a version 2 envelope is a line of JSON, a line feed, then the body".into(),
             )),
-            Some(1) => serde_json::from_str(text).map_err(malformed),
-            Some(v) => Err(EnvelopeError::UnsupportedVersion(v)),
-            None => Err(EnvelopeError::Malformed("missing field `v`".into())),
+            (Some(V1), _) => serde_json::from_str(text).map_err(malformed),
+            (Some(v), _) => Err(EnvelopeError::UnsupportedVersion(v)),
+            (None, _) => Err(EnvelopeError::Malformed("missing field `v`".into())),
         }
     }
 }
@@ -308,8 +310,9 @@ mod tests {
                 "\"encoding\":\"utf8\"",
                 "\"encoding\":\"utf8\",\"data\":\"y\"",
             ),
-            // Version 2's JSON is one line.
+            // Version 2's JSON is one line, and a line feed always follows it.
             env.encode().replacen(",", ",\n", 1),
+            base64.encode().trim_end().to_string(),
         ] {
             assert!(
                 matches!(Envelope::decode(&bad), Err(EnvelopeError::Malformed(_))),

@@ -61,7 +61,7 @@ impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HeaderMap {
 
 /// Provider headers that carry meaning for the destination and are safe to forward.
 /// Signature headers are deliberately absent: the event is re-signed for the destination.
-pub fn is_forwarded(name: &str) -> bool {
+fn is_forwarded(name: &str) -> bool {
     matches!(
         name,
         "user-agent"

@@ -44,18 +44,19 @@ fn serde_escape(out: &mut Vec<u8>, value: &str) {
 /// Bodies are escaped this many bytes at a time (see [`long_string`]).
 pub(crate) const BODY_CHUNK: usize = 16 * 1024;
 
-/// Appends `value` as a JSON string literal, escaping it a chunk at a time.
-///
-/// The SIMD escaper reserves its worst case (6 bytes out per byte in) before it writes; for
-/// a whole body at once that is a buffer six times the body (60 MiB for a 10 MiB body, in
-/// a Worker that has 128 MB). A chunk at a time keeps that reserve small.
+/// Appends `value` as a JSON string literal, escaping a body-sized string without a large
+/// reserve (see [`long_string_of_parts`]).
 pub(crate) fn long_string(out: &mut Vec<u8>, value: &str) {
     long_string_of_parts(out, &[value]);
 }
 
-/// Appends the concatenation of `parts` as one JSON string literal, a chunk at a time (see
-/// [`long_string`]). Each chunk comes out of the escaper as a literal of its own; the
-/// quotes between chunks are removed (a short move within the cache).
+/// Appends the concatenation of `parts` as one JSON string literal.
+///
+/// Native: the SIMD escaper reserves its worst case (6 bytes out per byte in) before it
+/// writes; for a whole body at once that would be six times the body, so it escapes a chunk
+/// at a time. Each chunk comes out as a literal of its own; the quotes between chunks are
+/// removed (a short move within the cache).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn long_string_of_parts(out: &mut Vec<u8>, parts: &[&str]) {
     let mut first = true;
     for part in parts {
@@ -80,6 +81,54 @@ pub fn long_string_of_parts(out: &mut Vec<u8>, parts: &[&str]) {
     }
     if first {
         out.extend_from_slice(b"\"\"");
+    }
+}
+
+/// Appends the concatenation of `parts` as one JSON string literal.
+///
+/// wasm32: serde_json's escaper reserves nothing ahead (see [`serde_parts`]).
+#[cfg(target_arch = "wasm32")]
+pub fn long_string_of_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    serde_parts(out, parts);
+}
+
+/// serde_json's escaper over `parts` as one literal: each part is escaped whole, its
+/// opening quote dropped as it is written (no second pass over the body).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn serde_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    out.push(b'"');
+    for part in parts {
+        let mut rest = WithoutOpeningQuote {
+            out: &mut *out,
+            skipped: false,
+        };
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut rest, part);
+        out.pop(); // the part's closing quote: the string goes on
+    }
+    out.push(b'"');
+}
+
+/// Writes into `out` all but the first byte it is given (the opening quote of a literal).
+struct WithoutOpeningQuote<'a> {
+    out: &'a mut Vec<u8>,
+    skipped: bool,
+}
+
+impl std::io::Write for WithoutOpeningQuote<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match buf.split_first() {
+            Some((_, rest)) if !self.skipped => {
+                self.skipped = true;
+                self.out.extend_from_slice(rest);
+            }
+            _ => self.out.extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -136,9 +185,14 @@ mod tests {
             vec!["{\"v\":2}\n", "", "漢\u{1}"],
             vec!["a", long.as_str(), "b", long.as_str()],
         ] {
+            let expected = serde_json::to_vec(&parts.concat()).unwrap();
             let mut out = Vec::new();
             super::long_string_of_parts(&mut out, &parts);
-            assert_eq!(out, serde_json::to_vec(&parts.concat()).unwrap());
+            assert_eq!(out, expected);
+            // The edge's (wasm32) way, checked here too.
+            let mut out = Vec::new();
+            super::serde_parts(&mut out, &parts);
+            assert_eq!(out, expected);
         }
     }
 }

@@ -12,7 +12,7 @@
 pub mod archive;
 pub mod claim_check;
 pub mod envelope;
-pub mod envelope_json;
+mod envelope_json;
 pub mod event_id;
 pub mod fifo;
 pub mod headers;

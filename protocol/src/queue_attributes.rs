@@ -33,10 +33,12 @@ pub fn for_envelope(envelope: &Envelope) -> Vec<(&'static str, &str)> {
         (SOURCE, envelope.source.as_str()),
         (EVENT_ID, envelope.id.as_str()),
     ];
+    // A key taken from the body (Stripe's, Slack's event id) can hold characters SQS refuses
+    // in an attribute as in a body: then it travels only in the envelope (escaped there).
     if let Some(key) = envelope
         .idempotency_key
         .as_deref()
-        .filter(|k| !k.is_empty())
+        .filter(|k| !k.is_empty() && crate::sqs_text::is_queueable(k))
     {
         attributes.push((IDEMPOTENCY_KEY, key));
     }
@@ -59,7 +61,7 @@ mod tests {
 
     fn envelope(key: Option<&str>, trace: Option<&str>) -> Envelope {
         Envelope {
-            v: 1,
+            v: crate::ENVELOPE_VERSION,
             id: "evt_1".into(),
             source: "github".into(),
             idempotency_key: key.map(Into::into),
@@ -88,6 +90,13 @@ mod tests {
             for_envelope(&bare),
             vec![(SOURCE, "github"), (EVENT_ID, "evt_1")]
         );
+        // SQS would refuse the message for these: the key stays in the envelope only.
+        for key in ["evt\u{0}", "\u{FFFF}"] {
+            assert_eq!(
+                for_envelope(&envelope(Some(key), None)),
+                vec![(SOURCE, "github"), (EVENT_ID, "evt_1")]
+            );
+        }
     }
 
     #[test]

@@ -44,8 +44,13 @@ fn scan(block: &[u8]) -> (bool, bool) {
     (control != 0, ef != 0)
 }
 
+/// Whether SQS accepts the character `c` (for text built a character at a time).
+pub fn is_queueable_char(c: char) -> bool {
+    !(c < ' ' && !matches!(c, '\t' | '\n' | '\r') || c == '\u{FFFE}' || c == '\u{FFFF}')
+}
+
 /// U+FFFE or U+FFFF in valid UTF-8.
-fn has_non_character(bytes: &[u8]) -> bool {
+pub fn has_non_character(bytes: &[u8]) -> bool {
     bytes
         .windows(3)
         .any(|w| w[0] == 0xEF && w[1] == 0xBF && (w[2] == 0xBE || w[2] == 0xBF))
@@ -74,6 +79,7 @@ mod tests {
                     let mut text = "a".repeat(len);
                     text.insert(at, c);
                     assert_eq!(is_queueable(&text), allowed(c), "{c:?} at {at} of {len}");
+                    assert_eq!(is_queueable_char(c), allowed(c), "{c:?}");
                 }
             }
         }

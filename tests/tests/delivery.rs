@@ -45,6 +45,10 @@ async fn pipeline_delivers_exactly_once() {
             ("poison", Scheme::StandardWebhooks),
             ("big", Scheme::Github),
             ("permanent", Scheme::Github),
+            ("ctl", Scheme::StandardWebhooks),
+            ("nonchar", Scheme::StandardWebhooks),
+            ("bytes", Scheme::StandardWebhooks),
+            ("crlf", Scheme::StandardWebhooks),
         ],
     );
     dest.set(
@@ -85,6 +89,20 @@ async fn pipeline_delivers_exactly_once() {
     );
 
     accepted(&stack, "flaky", "flaky-1", br#"{"flaky":true}"#).await;
+
+    // Bodies SQS would refuse as raw message text (control characters, U+FFFE/U+FFFF) and
+    // binary travel inside the envelope's JSON line instead of after it, escaped or base64;
+    // CR LF travels raw after it. All must arrive byte-identical (the local SQS refuses
+    // what SQS refuses: infra/moto_server.py).
+    let odd_bodies: [(&str, Vec<u8>); 4] = [
+        ("ctl", b"line one\x01\x1b[0m\ttab\r\n".to_vec()),
+        ("nonchar", "x\u{FFFF}y\u{FFFE}".as_bytes().to_vec()),
+        ("bytes", vec![0xff, 0x00, 0xfe, b'\n']),
+        ("crlf", b"a=1\r\nb=2\r\n\r\n".to_vec()),
+    ];
+    for (source, body) in &odd_bodies {
+        accepted(&stack, source, &format!("{source}-1"), body).await;
+    }
 
     // 5 MiB of binary through the claim check (S3), delivered byte-identical.
     let big: Vec<u8> = (0..5 * 1024 * 1024u32)
@@ -145,6 +163,16 @@ async fn pipeline_delivers_exactly_once() {
         "5 MiB body must be byte-identical ({} bytes arrived)",
         got.body.len()
     );
+
+    for (source, body) in &odd_bodies {
+        let path = format!("/{source}");
+        let got = until(&format!("delivery to {path}"), DEADLINE, || async {
+            dest.successful(&path).into_iter().next()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&consumer_log)));
+        assert_eq!(&got.body, body, "{path}: body must be byte-identical");
+    }
 
     // Flaky destination: two 503s, then delivered, once.
     until("flaky delivery to succeed", DEADLINE, || async {

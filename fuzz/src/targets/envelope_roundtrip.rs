@@ -77,6 +77,7 @@ pub fn run(data: &[u8]) {
         assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
         assert_eq!(Envelope::decode(&encoded), Ok(envelope));
     } else if envelope.v == ENVELOPE_VERSION_1 {
+        assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
         assert_eq!(Envelope::decode(&encoded), Ok(envelope));
     } else {
         assert_eq!(
