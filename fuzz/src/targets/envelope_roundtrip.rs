@@ -73,11 +73,8 @@ pub fn run(data: &[u8]) {
     };
     let encoded = envelope.encode();
     assert!(!encoded.is_empty(), "encode failed silently");
-    if envelope.v == ENVELOPE_VERSION {
-        assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
-        assert_eq!(Envelope::decode(&encoded), Ok(envelope));
-    } else if envelope.v == ENVELOPE_VERSION_1 {
-        assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
+    assert!(sqs_text::is_queueable(&encoded), "SQS would refuse it");
+    if envelope.v == ENVELOPE_VERSION || envelope.v == ENVELOPE_VERSION_1 {
         assert_eq!(Envelope::decode(&encoded), Ok(envelope));
     } else {
         assert_eq!(
