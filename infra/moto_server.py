@@ -56,12 +56,8 @@ _send_message = SQSBackend.send_message
 
 def _checked_send_message(self, queue_name, message_body, *args, **kwargs):
     # String attribute values follow the same rule as the body.
-    attributes = kwargs.get("message_attributes") or (args[0] if args else None) or {}
-    values = [message_body] + [
-        v.get("StringValue", v.get("string_value"))
-        for v in attributes.values()
-        if isinstance(v, dict)
-    ]
+    attributes = kwargs.get("message_attributes") or {}  # moto passes it by keyword
+    values = [message_body] + [v.get("StringValue") for v in attributes.values()]
     for value in values:
         refused = _REFUSED.search(value) if isinstance(value, str) else None
         if refused:

@@ -19,7 +19,7 @@ use sluice_protocol::claim_check::{object_key, BodyRef};
 use sluice_protocol::fifo;
 use sluice_protocol::ingest::{check_declared_length, prepare_with, Inbound, Prepared};
 use sluice_protocol::signature::ExternalMacs;
-use sluice_protocol::{Body, HeaderMap, IngestError, SignatureError, SourceConfig};
+use sluice_protocol::{Body, Envelope, HeaderMap, IngestError, SignatureError, SourceConfig};
 use std::borrow::Cow;
 use worker::{event, Context, Env, Method, Request, Response};
 
@@ -188,39 +188,9 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let sent = match inline {
         Some(encoded) => sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref()).await,
         None => {
-            // Claim check: the body goes to S3 first, the queue gets the reference.
-            let Some(bucket) = payload.bucket.clone() else {
-                return Err(with_trace(IngestError::PayloadTooLarge {
-                    limit: payload.inline_threshold as u64,
-                }));
-            };
-            let key = object_key(&envelope.source, envelope.received_at_ms, &envelope.id);
-            let placeholder = Body::Base64 {
-                data: String::new(),
-            };
-            // The body was inline a moment ago, so this cannot fail; refuse rather than guess.
-            let body = std::mem::replace(&mut envelope.body, placeholder)
-                .into_vec()
-                .map_err(|_| with_trace(IngestError::EdgeMisconfigured))?;
-            // One hash for the reference and for the upload's signature.
-            let sha256 = webcrypto::sha256_hex(&body).await;
-            s3::put(
-                &payload,
-                &auth,
-                &key,
-                &body,
-                &sha256,
-                envelope.content_type.as_deref(),
-                &envelope.id,
-            )
-            .await
-            .map_err(with_trace)?;
-            envelope.body = Body::S3(BodyRef {
-                bucket,
-                key,
-                size: body.len() as u64,
-                sha256,
-            });
+            claim_check(&mut envelope, &payload, &auth)
+                .await
+                .map_err(with_trace)?;
             let encoded = envelope.encode_parts();
             sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref()).await
         }
@@ -230,6 +200,47 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
         event_id: envelope.id,
         trace_id,
     }))
+}
+
+/// The claim check: the envelope's body goes to S3 first and the envelope keeps only its
+/// reference (bucket, key, size, SHA-256). Refused (413) when no bucket is configured.
+async fn claim_check(
+    envelope: &mut Envelope,
+    payload: &config::PayloadConfig,
+    auth: &aws::AwsAuth,
+) -> Result<(), IngestError> {
+    let Some(bucket) = payload.bucket.clone() else {
+        return Err(IngestError::PayloadTooLarge {
+            limit: payload.inline_threshold as u64,
+        });
+    };
+    let key = object_key(&envelope.source, envelope.received_at_ms, &envelope.id);
+    let placeholder = Body::Base64 {
+        data: String::new(),
+    };
+    // The body was inline a moment ago, so this cannot fail; refuse rather than guess.
+    let body = std::mem::replace(&mut envelope.body, placeholder)
+        .into_vec()
+        .map_err(|_| IngestError::EdgeMisconfigured)?;
+    // One hash for the reference and for the upload's signature.
+    let sha256 = webcrypto::sha256_hex(&body).await;
+    s3::put(
+        payload,
+        auth,
+        &key,
+        &body,
+        &sha256,
+        envelope.content_type.as_deref(),
+        &envelope.id,
+    )
+    .await?;
+    envelope.body = Body::S3(BodyRef {
+        bucket,
+        key,
+        size: body.len() as u64,
+        sha256,
+    });
+    Ok(())
 }
 
 /// One request's parts for `prepare`; `ids` are its event id and fallback trace id.

@@ -5,6 +5,7 @@
 //! or before; every other outcome is a batch item failure.
 
 use crate::claim::{Claim, ClaimStore};
+use crate::clock::now_ms;
 use crate::config::ConsumerConfig;
 use crate::delivery::Deliverer;
 use crate::outcome::{Done, Failure, FailureKind};
@@ -18,7 +19,7 @@ use sluice_protocol::queue_attributes::{
 };
 use sluice_protocol::{Body, Envelope};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// How a failed record was settled.
@@ -68,13 +69,6 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     DestinationSecret(#[from] crate::destination_secret::DestinationSecretError),
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Consumer {

@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod batch;
 pub mod claim;
+pub mod clock;
 pub mod config;
 pub mod ddb_direct;
 pub mod delivery;

@@ -6,6 +6,7 @@
 //! RedrivePolicy moves poison messages to the DLQ exactly as in AWS.
 
 use crate::batch::Consumer;
+use crate::clock::now_ms;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
@@ -14,7 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct PollerOptions {
@@ -136,13 +137,6 @@ async fn visibility_timeout(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Durat
         })
         .unwrap_or(30);
     Duration::from_secs(secs)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The queue ARN the event source mapping would report, from the queue URL.

@@ -4,7 +4,6 @@
 //! Metric dimensions stay low-cardinality (source, outcome): never an event id or key.
 
 use sluice_protocol::json_text;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The CloudWatch namespace of Sluice's own metrics (the SAM alarms use the same).
 pub const METRICS_NAMESPACE: &str = "Sluice";
@@ -33,10 +32,7 @@ pub fn event_metric(
     age_ms: Option<u64>,
 ) -> String {
     use std::io::Write;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = crate::clock::now_ms();
     // Written directly (one allocation), byte for byte what serializing the equivalent
     // `serde_json::Value` gives: keys in sorted order, strings escaped like serde_json.
     // Writes into a Vec cannot fail.
@@ -79,10 +75,7 @@ mod tests {
         latency_ms: Option<u64>,
         age_ms: Option<u64>,
     ) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = crate::clock::now_ms();
         let mut metrics = vec![serde_json::json!({"Name": "Events", "Unit": "Count"})];
         let mut line = serde_json::json!({
             "source": source,

@@ -4,14 +4,7 @@
 use sluice_e2e::moto::Moto;
 use sluice_e2e::stack::create_table;
 use sluice_lambda_worker::claim::{Claim, ClaimStore};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+use sluice_lambda_worker::clock::now_ms;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_follow_powertools_semantics() {

@@ -7,14 +7,8 @@ use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
 use sluice_e2e::moto::Moto;
 use sluice_e2e::stack::create_table;
 use sluice_lambda_worker::claim::{Claim, ClaimStore};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+use sluice_lambda_worker::clock::now_ms;
+use std::time::Duration;
 
 #[tokio::test(flavor = "current_thread")]
 async fn claims_survive_lost_answers_and_throttling() {

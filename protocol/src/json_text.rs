@@ -9,30 +9,10 @@
 
 /// Appends `value` as a JSON string literal (quotes included).
 pub fn string(out: &mut Vec<u8>, value: &str) {
-    // Most strings in the hot encoders are short names, ids and header values with nothing
-    // to escape: copied as they are, without the escaper's per-call set-up.
-    if value.len() <= SHORT && !needs_escape(value.as_bytes()) {
-        out.reserve(value.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(value.as_bytes());
-        out.push(b'"');
-        return;
-    }
     #[cfg(not(target_arch = "wasm32"))]
     json_escape_simd::escape_into(value, out);
     #[cfg(target_arch = "wasm32")]
     serde_escape(out, value);
-}
-
-/// Strings up to this long are checked for escapes byte by byte first (see [`string`]).
-const SHORT: usize = 128;
-
-/// Whether JSON needs any byte of `bytes` escaped: control characters, `"` and `\`
-/// (serde_json writes everything else, DEL and non-ASCII included, as it is).
-fn needs_escape(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |any, &b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    })
 }
 
 /// serde_json's escaper: writing a `str` into a `Vec` cannot fail.
@@ -164,7 +144,7 @@ mod tests {
             ]
             .map(String::from),
         );
-        for len in [super::SHORT - 1, super::SHORT, super::SHORT + 1] {
+        for len in [127, 128, 129] {
             cases.push("a".repeat(len));
             cases.push("a".repeat(len - 1) + "\"");
         }
