@@ -174,8 +174,11 @@ fn prepare(
         Some(path) => {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
         }
-        None if form => format!("MessageSid=SM{now}&Body=sluice+test&Id={id}").into_bytes(),
-        None => serde_json::json!({"type": "sluice.test", "id": id, "sent_at": now})
+        // Made from the delivery id alone: a second send with the same `--id` repeats the
+        // same bytes, as a provider's retry does (the consumer dead-letters a known id
+        // carrying a different body as `validation`).
+        None if form => format!("MessageSid=SMsluicetest&Body=sluice+test&Id={id}").into_bytes(),
+        None => serde_json::json!({"type": "sluice.test", "id": id})
             .to_string()
             .into_bytes(),
     };

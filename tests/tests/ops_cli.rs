@@ -8,6 +8,7 @@
 //! - `replay` re-enqueues the consumer's own archive for a time window: delivered events
 //!   come back as duplicates and are not delivered again, an event whose idempotency record
 //!   is gone (expired) is delivered again exactly once, invalid archive objects are skipped;
+//! - `send --id` twice (the README's retry example) is one delivery and one duplicate;
 //! - errors have their documented exit codes.
 
 use sluice_e2e::stack::read_log;
@@ -503,6 +504,69 @@ async fn replay_redelivers_only_events_whose_idempotency_record_is_gone() {
     assert_eq!(delivered(&dest, "/orders", "orders#msg_order_1"), 1);
     assert_eq!(dest.successful("/refunds").len(), 1);
     assert_eq!(outcomes(&stack, &ids[1], "delivered"), 2);
+}
+
+/// The README's retry example: `sluice send stripe --id evt_1` twice, with the CLI's own body
+/// (no `--file`), the second time in a later second as a provider's retry would be. Both are
+/// accepted; the second is a duplicate: delivered once, nothing dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_twice_with_the_same_id_is_delivered_once() {
+    let dest = Destination::start(None).await.unwrap();
+    let options = StackOptions::for_test("ops-resend", &dest.url, &[("stripe", Scheme::Stripe)]);
+    let stack = Stack::start(options).await.expect("stack starts");
+    let unix_secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    };
+    let send_default = || async {
+        let out = sluice(
+            &stack,
+            &["send", "stripe", "--id", "evt_resend_1", "--json"],
+        )
+        .await
+        .expect(0)
+        .json();
+        assert_eq!(out["status"], 202, "{out}");
+        out["response"]["id"]
+            .as_str()
+            .expect("202 has an id")
+            .to_string()
+    };
+
+    let first = send_default().await;
+    let sent = unix_secs();
+    until("the clock's next second", DEADLINE, || async {
+        (unix_secs() > sent).then_some(())
+    })
+    .await
+    .unwrap();
+    let second = send_default().await;
+    assert_ne!(first, second, "each accepted request is its own event");
+
+    let both = |outcome| outcomes(&stack, &first, outcome) + outcomes(&stack, &second, outcome);
+    // Ends early if either is dead-lettered (a different body under the same id is
+    // `validation`), so that case fails with its reason rather than a timeout.
+    until("a delivery and a duplicate", DEADLINE, || async {
+        (both("dead_lettered") > 0 || (both("delivered") == 1 && both("duplicate") == 1))
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    assert_eq!(
+        (both("delivered"), both("duplicate"), both("dead_lettered")),
+        (1, 1, 0),
+        "consumer log:\n{}",
+        read_log(&stack.log("consumer"))
+    );
+    wait_count(&stack, &stack.queue_url, 0, "main queue empty", DEADLINE).await;
+    assert_eq!(
+        stack.queue_count(&stack.dlq_url).await.unwrap(),
+        0,
+        "nothing dead-lettered"
+    );
+    assert_eq!(delivered(&dest, "/stripe", "stripe#evt_resend_1"), 1);
 }
 
 #[tokio::test]
