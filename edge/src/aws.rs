@@ -98,23 +98,17 @@ pub async fn call(auth: &AwsAuth, req: AwsRequest<'_>) -> Result<Response, CallE
         return Ok(response);
     }
     let text = response.text().await.unwrap_or_default();
-    let detail = format!(
-        "{} answered {status}: {}",
-        req.service,
-        truncate(&text, 300)
-    );
+    // Only the error code: an AWS error body can echo the session token (S3's
+    // `ExpiredToken`) or the signed request (`SignatureDoesNotMatch`).
+    let detail = match sluice_protocol::aws_error::error_code(&text) {
+        Some(code) => format!("{} answered {status} ({code})", req.service),
+        None => format!("{} answered {status}", req.service),
+    };
     let throttled = text.contains("Throttl") || text.contains("SlowDown");
     if status >= 500 || status == 429 || throttled {
         Err(CallError::Transient(detail))
     } else {
         Err(CallError::Permanent(detail))
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

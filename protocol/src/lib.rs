@@ -10,6 +10,7 @@
 //! signature into anything it returns.
 
 pub mod archive;
+pub mod aws_error;
 pub mod claim_check;
 pub mod envelope;
 mod envelope_json;
