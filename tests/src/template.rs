@@ -92,7 +92,7 @@ mod tests {
     fn reads_the_real_template() {
         let s = super::load().unwrap();
         assert_eq!(
-            s.max_receive_count, 5,
+            s.max_receive_count, 15,
             "default of parameter MaxReceiveCount"
         );
         assert_eq!(
