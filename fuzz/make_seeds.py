@@ -200,7 +200,7 @@ write("source_config", "defaults", """{"sources":[
 write("source_config", "every-field", json.dumps({"sources": [
     {"name": "tw", "scheme": "twilio", "destination": "https://x/tw",
      "public_url": "https://hooks.example.com/hooks/tw", "require_json": False,
-     "fifo_group_key": "header:x-twilio-idempotency-token"},
+     "fifo_group_key": "header:i-twilio-idempotency-token"},
     {"name": "acme", "scheme": "generic", "destination": "https://x/acme",
      "fifo_group_key": "json:/customer/id", "generic": GENERIC},
 ]}))

@@ -79,7 +79,7 @@ fn is_forwarded(name: &str) -> bool {
             | "x-shopify-webhook-id"
             | "x-shopify-api-version"
             | "x-slack-request-timestamp"
-            | "x-twilio-idempotency-token"
+            | "i-twilio-idempotency-token"
     )
 }
 
@@ -132,5 +132,20 @@ mod tests {
             .collect();
         assert_eq!(forwarded(&repeated)["user-agent"], "first");
         assert_eq!(f.get("x-github-event").map(String::as_str), Some("push"));
+    }
+
+    /// Each scheme's event id header travels with the event, as providers spell it.
+    #[test]
+    fn providers_event_id_headers_are_forwarded() {
+        for name in [
+            "Webhook-Id",
+            "X-GitHub-Delivery",
+            "X-Shopify-Event-Id",
+            "X-Shopify-Webhook-Id",
+            "I-Twilio-Idempotency-Token",
+        ] {
+            let h: HeaderMap = [(name, "id-1")].into_iter().collect();
+            assert_eq!(forwarded(&h).len(), 1, "{name} is forwarded");
+        }
     }
 }

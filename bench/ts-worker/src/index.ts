@@ -71,7 +71,7 @@ const FORWARDED = [
   "x-shopify-webhook-id",
   "x-shopify-api-version",
   "x-slack-request-timestamp",
-  "x-twilio-idempotency-token",
+  "i-twilio-idempotency-token",
 ].sort(); // the envelope's header map is a BTreeMap: sorted keys
 
 const encoder = new TextEncoder();

@@ -25,8 +25,9 @@ pub(super) fn verify_with(
             .ok_or(SignatureError::MalformedHeader(SIGNATURE))?;
         match k {
             "t" => timestamp = Some(v),
-            "v1" => candidates
-                .push(hex::decode(v).map_err(|_| SignatureError::MalformedHeader(SIGNATURE))?),
+            // A `v1` that is not hex cannot match; another one still may (Stripe's own
+            // libraries compare each `v1` and skip the rest).
+            "v1" => candidates.extend(hex::decode(v).ok()),
             _ => {}
         }
     }
@@ -125,6 +126,18 @@ mod tests {
         assert_eq!(
             check(&only_v0, BODY, 100),
             Err(SignatureError::MalformedHeader(SIGNATURE))
+        );
+    }
+
+    #[test]
+    fn a_v1_that_is_not_hex_does_not_spoil_another() {
+        let good = &sign(&Secret::raw(SECRET).unwrap(), 100, BODY)[0].1;
+        let v1 = good.split(",v1=").nth(1).unwrap();
+        assert!(check(&format!("t=100,v1=not-hex,v1={v1}"), BODY, 100).is_ok());
+        assert_eq!(
+            check("t=100,v1=not-hex", BODY, 100),
+            Err(SignatureError::MalformedHeader(SIGNATURE)),
+            "no usable v1 at all is a malformed header"
         );
     }
 
