@@ -17,7 +17,9 @@ mod webcrypto;
 
 use sluice_protocol::claim_check::{object_key, BodyRef};
 use sluice_protocol::fifo;
-use sluice_protocol::ingest::{check_declared_length, prepare_with, Inbound, Prepared};
+use sluice_protocol::ingest::{
+    check_declared_length, prepare_with, trace_id_from_traceparent, Inbound, Prepared,
+};
 use sluice_protocol::signature::ExternalMacs;
 use sluice_protocol::{Body, Envelope, HeaderMap, IngestError, SignatureError, SourceConfig};
 use std::borrow::Cow;
@@ -29,44 +31,35 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     if path == "/healthz" {
         return reply::healthy();
     }
+    // Every answer carries the trace id the envelope would: the caller's `traceparent`'s,
+    // or a fresh one.
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .ok()
+        .flatten()
+        .as_deref()
+        .and_then(trace_id_from_traceparent)
+        .unwrap_or_else(randomness::trace_id);
     let Some(source_name) = path.strip_prefix("/hooks/").filter(|s| !s.contains('/')) else {
-        return reply::refused(&IngestError::NotFound, None);
+        return reply::refused(&IngestError::NotFound, &trace_id);
     };
     let started = worker::Date::now().as_millis();
-    let outcome = ingest(req, &env, source_name).await;
-    match outcome {
-        Ok(Outcome::Accepted(accepted)) => reply::accepted(&accepted.event_id, &accepted.trace_id),
-        Ok(Outcome::Answered(body)) => reply::answer(body),
-        Err(Refusal { error, trace_id }) => {
+    match ingest(req, &env, source_name, &trace_id).await {
+        Ok(Outcome::Accepted { event_id }) => reply::accepted(&event_id, &trace_id),
+        Ok(Outcome::Answered(body)) => reply::answer(body, &trace_id),
+        Err(error) => {
             if error.status() >= 500 {
                 worker::console_error!(
-                    "{{\"level\":\"error\",\"source\":\"{}\",\"code\":\"{}\",\"detail\":{},\"ms\":{}}}",
+                    "{{\"level\":\"error\",\"source\":\"{}\",\"code\":\"{}\",\"detail\":{},\"trace_id\":\"{}\",\"ms\":{}}}",
                     source_name,
                     error.code(),
                     serde_json::Value::String(error.to_string()),
+                    trace_id,
                     worker::Date::now().as_millis().saturating_sub(started)
                 );
             }
-            reply::refused(&error, trace_id.as_deref())
-        }
-    }
-}
-
-struct Accepted {
-    event_id: String,
-    trace_id: String,
-}
-
-struct Refusal {
-    error: IngestError,
-    trace_id: Option<String>,
-}
-
-impl From<IngestError> for Refusal {
-    fn from(error: IngestError) -> Self {
-        Refusal {
-            error,
-            trace_id: None,
+            reply::refused(&error, &trace_id)
         }
     }
 }
@@ -74,14 +67,19 @@ impl From<IngestError> for Refusal {
 /// What the edge answers a verified request with.
 enum Outcome {
     /// Queued: 202 with the event id.
-    Accepted(Accepted),
+    Accepted { event_id: String },
     /// A provider handshake answered directly (200), nothing queued.
     Answered(String),
 }
 
-async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcome, Refusal> {
+async fn ingest(
+    mut req: Request,
+    env: &Env,
+    source_name: &str,
+    trace_id: &str,
+) -> Result<Outcome, IngestError> {
     if req.method() != Method::Post {
-        return Err(IngestError::MethodNotAllowed.into());
+        return Err(IngestError::MethodNotAllowed);
     }
     let sources = config::sources(env)?;
     let source = sources
@@ -104,7 +102,9 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let now_ms = worker::Date::now().as_millis();
     let body_len = body.len();
     let query = query.as_deref();
-    let ids = (randomness::event_id(now_ms), randomness::trace_id());
+    // The trace id given as the fallback: the envelope takes `traceparent`'s the same way
+    // `fetch` did, so both are the one the response carries.
+    let ids = (randomness::event_id(now_ms), trace_id.to_string());
     // For bodies of more than a few KiB the signature's HMACs are computed by WebCrypto
     // (native code) rather than in wasm: a first pass records which MACs the scheme needs,
     // a second checks them (see `sluice_protocol::ExternalMacs`). Every other rule runs in
@@ -158,14 +158,9 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
         Prepared::Queue(envelope) => *envelope,
         Prepared::Answer(body) => return Ok(Outcome::Answered(body)),
     };
-    let trace_id = envelope.trace_id.clone().unwrap_or_default();
-    let with_trace = |error: IngestError| Refusal {
-        error,
-        trace_id: Some(trace_id.clone()),
-    };
-    let auth = config::auth(env).map_err(with_trace)?;
-    let queue = config::queue(env, &auth).map_err(with_trace)?;
-    let payload = config::payload(env, &auth).map_err(with_trace)?;
+    let auth = config::auth(env)?;
+    let queue = config::queue(env, &auth)?;
+    let payload = config::payload(env, &auth)?;
     // FIFO queues: order per message group, and let SQS drop provider retries itself.
     let fifo = queue.queue_url.ends_with(".fifo").then(|| {
         let body = envelope.body.inline_bytes().unwrap_or_default();
@@ -188,18 +183,15 @@ async fn ingest(mut req: Request, env: &Env, source_name: &str) -> Result<Outcom
     let sent = match inline {
         Some(encoded) => sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref()).await,
         None => {
-            claim_check(&mut envelope, &payload, &auth)
-                .await
-                .map_err(with_trace)?;
+            claim_check(&mut envelope, &payload, &auth).await?;
             let encoded = envelope.encode_parts();
             sqs::send(&queue, &auth, &envelope, &encoded, fifo.as_ref()).await
         }
     };
-    sent.map_err(with_trace)?;
-    Ok(Outcome::Accepted(Accepted {
+    sent?;
+    Ok(Outcome::Accepted {
         event_id: envelope.id,
-        trace_id,
-    }))
+    })
 }
 
 /// The claim check: the envelope's body goes to S3 first and the envelope keeps only its

@@ -22,7 +22,7 @@ pub fn accepted(event_id: &str, trace_id: &str) -> worker::Result<Response> {
 }
 
 /// A refusal: JSON error body, the mapped status, and the headers the status calls for.
-pub fn refused(error: &IngestError, trace_id: Option<&str>) -> worker::Result<Response> {
+pub fn refused(error: &IngestError, trace_id: &str) -> worker::Result<Response> {
     let mut resp = json(error.status(), error.to_json())?;
     let headers = resp.headers_mut();
     match error {
@@ -30,15 +30,15 @@ pub fn refused(error: &IngestError, trace_id: Option<&str>) -> worker::Result<Re
         IngestError::QueueUnavailable => headers.set("retry-after", "5")?,
         _ => {}
     }
-    if let Some(trace_id) = trace_id {
-        headers.set(TRACE_HEADER, trace_id)?;
-    }
+    headers.set(TRACE_HEADER, trace_id)?;
     Ok(resp)
 }
 
 /// A provider handshake answered directly (Slack `url_verification`).
-pub fn answer(body: String) -> worker::Result<Response> {
-    json(200, body)
+pub fn answer(body: String, trace_id: &str) -> worker::Result<Response> {
+    let mut resp = json(200, body)?;
+    resp.headers_mut().set(TRACE_HEADER, trace_id)?;
+    Ok(resp)
 }
 
 /// `GET /healthz`: answers without touching AWS.

@@ -31,6 +31,14 @@ pub struct SourceSpec {
     pub scheme: Scheme,
     /// Standard Webhooks only: asymmetric `v1a` (ed25519) instead of HMAC `v1`.
     pub ed25519: bool,
+    /// Generic only: how the provider signs (default [`demo_generic`]).
+    pub generic: Option<GenericHmac>,
+    /// Twilio only: the public URL the provider signs (default: the edge's own URL).
+    pub public_url: Option<String>,
+    /// The source's `content_types` (empty: any).
+    pub content_types: Vec<String>,
+    /// The source's `require_json`.
+    pub require_json: bool,
 }
 
 impl From<(&str, Scheme)> for SourceSpec {
@@ -39,6 +47,10 @@ impl From<(&str, Scheme)> for SourceSpec {
             name: name.to_string(),
             scheme,
             ed25519: false,
+            generic: None,
+            public_url: None,
+            content_types: Vec::new(),
+            require_json: false,
         }
     }
 }
@@ -296,8 +308,10 @@ impl Stack {
                         options.destination_url.trim_end_matches('/'),
                         spec.name
                     ),
-                    public_url: (spec.scheme == Scheme::Twilio).then(|| url.clone()),
-                    generic: (spec.scheme == Scheme::Generic).then(demo_generic),
+                    public_url: (spec.scheme == Scheme::Twilio)
+                        .then(|| spec.public_url.clone().unwrap_or_else(|| url.clone())),
+                    generic: (spec.scheme == Scheme::Generic)
+                        .then(|| spec.generic.clone().unwrap_or_else(demo_generic)),
                     url,
                 }
             })
@@ -305,9 +319,12 @@ impl Stack {
         let sources_json = SourcesConfig {
             sources: sources
                 .iter()
-                .map(|s| SourceConfig {
+                .zip(&options.sources)
+                .map(|(s, spec)| SourceConfig {
                     public_url: s.public_url.clone(),
                     generic: s.generic.clone(),
+                    content_types: spec.content_types.clone(),
+                    require_json: spec.require_json,
                     ..SourceConfig::new(&s.name, s.scheme, &s.destination)
                 })
                 .collect(),

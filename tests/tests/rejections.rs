@@ -15,8 +15,19 @@ async fn expect_error(resp: reqwest::Response, status: u16, code: &str) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // Every answer, refusals included, carries a trace id for the provider's support ticket.
+    let trace = resp
+        .headers()
+        .get("sluice-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let text = resp.text().await.unwrap_or_default();
     assert_eq!(got, status, "expected {status} {code}, got {got}: {text}");
+    assert!(
+        trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{status} {code} without a sluice-trace-id: {trace:?}"
+    );
     assert!(ct.starts_with("application/json"), "{ct}");
     let v: serde_json::Value = serde_json::from_str(&text).expect("error body is JSON");
     assert_eq!(v["error"]["code"], code, "{text}");
@@ -116,18 +127,27 @@ async fn bad_requests_are_refused_and_never_queued() {
         "nothing refused was queued"
     );
 
-    // Control: a valid request is queued, so the count above could have been non-zero.
-    let resp = stack
-        .post("standard", &std_src.sign("msg_ok", body), body)
-        .await
-        .unwrap();
+    // Control: a valid request is queued, so the count above could have been non-zero. It
+    // comes with a W3C `traceparent`: its trace id is answered and carried in the envelope.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut traced = std_src.sign("msg_ok", body);
+    traced.push((
+        "traceparent".into(),
+        format!("00-{trace_id}-00f067aa0ba902b7-01"),
+    ));
+    let resp = stack.post("standard", &traced, body).await.unwrap();
     assert_eq!(
         resp.status().as_u16(),
         202,
         "{}",
         read_log(&stack.log("edge"))
     );
-    assert!(resp.headers().get("sluice-trace-id").is_some());
+    assert_eq!(
+        resp.headers()
+            .get("sluice-trace-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(trace_id)
+    );
     assert_eq!(stack.queue_count(&stack.queue_url).await.unwrap(), 1);
 
     // The queued message carries the envelope, without secrets or signatures.
@@ -140,6 +160,7 @@ async fn bad_requests_are_refused_and_never_queued() {
     let envelope = sluice_protocol::Envelope::decode(msg.body().unwrap_or("")).unwrap();
     assert_eq!(envelope.body.to_bytes().unwrap(), body);
     assert_eq!(envelope.idempotency_key.as_deref(), Some("msg_ok"));
+    assert_eq!(envelope.trace_id.as_deref(), Some(trace_id));
     let raw = msg.body().unwrap_or("");
     assert!(!raw.contains("webhook-signature") && !raw.contains(&std_src.secret));
     stack

@@ -1,13 +1,18 @@
 //! End to end for every signature scheme, through real workerd and moto: valid requests are
 //! accepted and delivered byte-identical; tampered bodies, wrong secrets, stale and future
 //! timestamps and missing headers are refused with the right code; a rotated-out secret is
-//! still accepted; Slack's url_verification is answered and never queued.
+//! still accepted; Slack's url_verification is answered and never queued. Each event is
+//! delivered under its provider's event id; Twilio is checked against the configured public
+//! URL (a custom domain); generic HMAC runs with SHA-1/base64 and SHA-512/hex as well.
 
 use sluice_e2e::stack::{
-    dev_ed25519_pair, dev_secret, every_scheme, read_log, unix_now, DemoSource,
+    dev_ed25519_pair, dev_secret, every_scheme, read_log, unix_now, DemoSource, SourceSpec,
 };
 use sluice_e2e::wait::until;
 use sluice_e2e::{Destination, Stack, StackOptions};
+use sluice_protocol::signature::mac::Algorithm;
+use sluice_protocol::signature::{Encoding, GenericHmac};
+use sluice_protocol::Scheme;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -52,16 +57,57 @@ async fn every_scheme_end_to_end() {
     let dest = Destination::start(None).await.unwrap();
     let mut options = StackOptions::for_test("schemes", &dest.url, &[]);
     options.sources = every_scheme();
+    // Twilio behind a custom domain: the edge must check the configured public URL, not the
+    // URL the request reached it at (127.0.0.1 here).
+    for spec in options.sources.iter_mut() {
+        if spec.scheme == Scheme::Twilio {
+            spec.public_url = Some("https://hooks.example.com/hooks/twilio".into());
+        }
+    }
+    // Generic HMAC with its other algorithms and encodings (the demo source is SHA-256, hex),
+    // through WebCrypto's SHA-1 and SHA-512 as well for the 40 KiB bodies.
+    let generic = |name: &str, hmac: GenericHmac| SourceSpec {
+        generic: Some(hmac),
+        ..SourceSpec::from((name, Scheme::Generic))
+    };
+    options.sources.push(generic(
+        "generic-sha1",
+        GenericHmac {
+            header: "x-sig".into(),
+            algorithm: Algorithm::Sha1,
+            encoding: Encoding::Base64,
+            prefix: String::new(),
+            timestamp_header: None,
+            id_header: Some("x-delivery".into()),
+            template: "{body}".into(),
+        },
+    ));
+    options.sources.push(generic(
+        "generic-sha512",
+        GenericHmac {
+            header: "x-sig".into(),
+            algorithm: Algorithm::Sha512,
+            encoding: Encoding::Hex,
+            prefix: "v1=".into(),
+            timestamp_header: Some("x-ts".into()),
+            id_header: Some("x-delivery".into()),
+            template: "{id}.{timestamp}.{body}".into(),
+        },
+    ));
     let stack = Stack::start(options).await.expect("stack starts");
     let edge_log = stack.log("edge");
     let now = unix_now();
 
     for source in &stack.sources {
         let name = source.name.as_str();
-        let timestamped = matches!(
-            name,
-            "stripe" | "slack" | "standard" | "standard-ed25519" | "generic"
-        );
+        let timestamped = match source.scheme {
+            Scheme::Stripe | Scheme::Slack | Scheme::StandardWebhooks => true,
+            Scheme::Generic => source
+                .generic
+                .as_ref()
+                .is_some_and(|g| g.timestamp_header.is_some()),
+            Scheme::Github | Scheme::Shopify | Scheme::Twilio => false,
+        };
 
         // Valid, with the current secret and with the one being rotated out.
         let mut expected = BTreeSet::new();
@@ -129,6 +175,21 @@ async fn every_scheme_end_to_end() {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+        // Each under the provider's own event id (the scheme's idempotency key), which the
+        // consumer delivers as `webhook-id` = `<source>#<key>`.
+        let keys: BTreeSet<String> = got
+            .iter()
+            .filter_map(|d| d.headers.get("webhook-id").cloned())
+            .collect();
+        let expected_keys: BTreeSet<String> = [1, 2]
+            .map(|n| match source.scheme {
+                Scheme::Stripe => format!("{name}#evt_{name}_{n}"),
+                Scheme::Slack => format!("{name}#Ev{n}"),
+                _ => format!("{name}#{name}-{n}"),
+            })
+            .into_iter()
+            .collect();
+        assert_eq!(keys, expected_keys, "{name}: idempotency keys");
         let bodies: BTreeSet<Vec<u8>> = got.into_iter().map(|d| d.body).collect();
         assert_eq!(bodies, expected, "{name}: delivered bodies");
     }
