@@ -348,8 +348,13 @@ async fn no_secret_reaches_a_log_an_envelope_or_a_delivery() {
     }
     assert_eq!(envelopes.len(), accepted + 2, "archive and DLQ read");
 
-    // AWS down: the edge answers 503 and the consumer's receive fails; both log it.
+    // AWS down: the edge answers 503 and the consumer's receive fails; both log it. The
+    // health check does not touch AWS, so it still answers.
     stack.kill_moto();
+    assert!(
+        healthy(&stack.edge_url).await,
+        "/healthz answers with AWS down"
+    );
     let gh = stack.source("github").clone();
     let body = body_for(&gh, "down");
     let a = post(&stack, "github", &gh.sign("down", &body), &body).await;
@@ -559,6 +564,28 @@ fn raw_post(source: &str, headers: &[Vec<u8>], content_length: &str, body: &[u8]
     req
 }
 
+/// `POST /hooks/<source>` with `body` sent in chunks (`Transfer-Encoding: chunked`, no
+/// `Content-Length`): the edge cannot refuse it before reading and must cap the read.
+fn raw_chunked_post(source: &str, headers: &[Vec<u8>], body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST /hooks/{source} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\n"
+    )
+    .into_bytes();
+    for h in headers {
+        req.extend_from_slice(h);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    for chunk in body.chunks(64 * 1024) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    req
+}
+
 /// What a malformed request must get.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
@@ -662,6 +689,7 @@ async fn malformed_requests_get_a_clean_4xx_and_leave_the_edge_up() {
     let mut longer = body.to_vec();
     longer.extend_from_slice(b"GARBAGE / HTTP/9.9\r\n\r\n");
     let signed_longer = lines(gh.sign("d-longer", &longer));
+    let over_limit = vec![b'a'; 10 * 1024 * 1024 + 1];
     use Expect::*;
     // (name, request, half-close after writing, expectation, lies about its length)
     let cases: Vec<(&str, Vec<u8>, bool, Expect, bool)> = vec![
@@ -757,6 +785,13 @@ async fn malformed_requests_get_a_clean_4xx_and_leave_the_edge_up() {
             both_lengths,
             false,
             Worker(401, "missing_signature"),
+            false,
+        ),
+        (
+            "chunked body over the 10 MiB limit",
+            raw_chunked_post("github", &signed, &over_limit),
+            false,
+            WorkerOrReset(413, "payload_too_large"),
             false,
         ),
         (
@@ -869,13 +904,22 @@ async fn malformed_requests_get_a_clean_4xx_and_leave_the_edge_up() {
         0,
         "nothing malformed was queued"
     );
-    // Control: both edges still queue a valid request sent the same raw way.
+    // Control: both edges still queue a valid request sent the same raw way, with a
+    // Content-Length and chunked.
     for (edge, url) in &edges {
         let addr = url.trim_start_matches("http://");
         let ok = raw_exchange(addr, &raw_post("github", &signed, &len, body), false).await;
         assert_eq!(ok.status, Some(202), "{edge}: {}\n{}", ok.head, ok.body);
+        let chunked = raw_exchange(addr, &raw_chunked_post("github", &signed, body), false).await;
+        assert_eq!(
+            chunked.status,
+            Some(202),
+            "{edge}, chunked: {}\n{}",
+            chunked.head,
+            chunked.body
+        );
     }
-    assert_eq!(stack.queue_count(&stack.queue_url).await.unwrap(), 2);
+    assert_eq!(stack.queue_count(&stack.queue_url).await.unwrap(), 4);
     clean_up(stack);
 }
 
@@ -932,7 +976,7 @@ async fn a_source_without_a_secret_never_accepts() {
     // The operator is told which secret is missing, with the refusal's code.
     until("the edge to log the missing secret", DEADLINE, || async {
         let log = read_log(&dir.join("edge.log"));
-        (log.contains("secret SLUICE_SECRET_LOCKED is not set")
+        (log.contains("source `locked`: secret SLUICE_SECRET_LOCKED is not set")
             && log.contains(r#""code":"source_misconfigured""#))
         .then_some(())
     })
