@@ -46,6 +46,9 @@ pub struct Faults {
     pub hold: Duration,
     /// How long a `Slow` answer is delayed.
     pub delay: Duration,
+    /// At most this many faults from now on (`None`: no limit), e.g. `Some(1)` with rate 1
+    /// to fail exactly the next call.
+    pub limit: Option<u64>,
 }
 
 impl Faults {
@@ -55,6 +58,7 @@ impl Faults {
             kinds: Vec::new(),
             hold: Duration::from_secs(6),
             delay: Duration::from_millis(800),
+            limit: None,
         }
     }
 }
@@ -146,8 +150,11 @@ fn roll(state: &Mutex<State>) -> (Option<Fault>, Faults) {
         return (None, Faults::none());
     };
     let faults = s.faults.clone();
-    if faults.kinds.is_empty() || rand::random::<f64>() >= faults.rate {
+    if faults.kinds.is_empty() || faults.limit == Some(0) || rand::random::<f64>() >= faults.rate {
         return (None, faults);
+    }
+    if let Some(left) = s.faults.limit.as_mut() {
+        *left -= 1;
     }
     let fault = faults.kinds[rand::random_range(0..faults.kinds.len())];
     *s.injected.entry(format!("{fault:?}")).or_insert(0) += 1;

@@ -9,6 +9,8 @@
 //! - nothing is dropped: under faults the queue drains (each event delivered, or moved to
 //!   the DLQ after maxReceiveCount failed attempts in a row); once the faults stop,
 //!   `sluice dlq redrive` brings the dead letters back and they too are delivered once.
+//!
+//! And the edge's own retry: a failed SQS send or S3 PUT is tried once more, then 503.
 
 use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
 use sluice_e2e::wait::until;
@@ -249,4 +251,78 @@ async fn every_accepted_event_is_delivered_exactly_once_under_faults() {
         aws_proxy.forwarded(),
         redriven
     );
+}
+
+/// The edge's own AWS calls: a 5xx is tried once more after a short pause, then answered 503
+/// with `Retry-After`; one failure followed by a success is a 202. For the SQS send and for
+/// the claim check's S3 PUT (a body over the inline threshold). A refused request queues
+/// nothing: the queue is counted on moto directly, behind the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_tries_aws_twice_then_answers_503() {
+    let mut options = StackOptions::for_test(
+        "edge-retry",
+        "http://127.0.0.1:9",
+        &[("github", Scheme::Github)],
+    );
+    options.aws_fault_proxy = true;
+    options.poller = false; // only the edge talks to AWS through the proxy
+    let stack = Stack::start(options).await.expect("stack starts");
+    let proxy = stack
+        .aws_faults
+        .clone()
+        .expect("fault proxy in front of moto");
+    let github = stack.source("github").clone();
+    let unavailable = |limit| Faults {
+        rate: 1.0,
+        kinds: vec![Fault::Unavailable],
+        limit,
+        ..Faults::none()
+    };
+    let injected = || proxy.injected().get("Unavailable").copied().unwrap_or(0);
+
+    let small = br#"{"zen":"Keep it logically awesome."}"#.to_vec();
+    let large = vec![b'x'; 300 * 1024];
+    let mut queued = 0;
+    for (call, body) in [("SQS send", &small), ("S3 PUT", &large)] {
+        // Every call fails: two attempts, then 503 with Retry-After, nothing queued.
+        proxy.set(unavailable(None));
+        let before = injected();
+        let id = format!("{call}-down");
+        let resp = stack
+            .post("github", &github.sign(&id, body), body)
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").cloned();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 503, "{call}: {text}");
+        assert!(text.contains("queue_unavailable"), "{call}: {text}");
+        assert!(retry_after.is_some(), "{call}: 503 without Retry-After");
+        assert_eq!(injected() - before, 2, "{call}: one try and one retry");
+        assert_eq!(
+            stack.queue_count(&stack.queue_url).await.unwrap(),
+            queued,
+            "{call}: nothing queued"
+        );
+
+        // Only the first call fails: the retry succeeds and the event is queued.
+        proxy.set(unavailable(Some(1)));
+        let before = injected();
+        let id = format!("{call}-blip");
+        let resp = stack
+            .post("github", &github.sign(&id, body), body)
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, 202, "{call}: {text}");
+        assert_eq!(injected() - before, 1, "{call}: one failure");
+        queued += 1;
+        assert_eq!(
+            stack.queue_count(&stack.queue_url).await.unwrap(),
+            queued,
+            "{call}: queued after the retry"
+        );
+    }
+    proxy.set(Faults::none());
 }
