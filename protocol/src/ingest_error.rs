@@ -77,9 +77,13 @@ impl IngestError {
     /// The JSON body: `{"error": {"code": "...", "message": "..."}}`.
     pub fn to_json(&self) -> String {
         let message = match self {
-            // A 401 says no more than its code: never which part of the signature failed.
+            // A 401 says no more than its code: never which part of the signature failed,
+            // nor which header was missing.
             IngestError::Signature(SignatureError::Mismatch) => {
                 "signature verification failed".to_string()
+            }
+            IngestError::Signature(SignatureError::MissingHeader(_)) => {
+                "the request is not signed as this source requires".to_string()
             }
             IngestError::Signature(SignatureError::NoSecret | SignatureError::NotConfigured(_)) => {
                 IngestError::SourceMisconfigured.to_string()
@@ -146,6 +150,19 @@ mod tests {
             assert!(v["error"]["message"]
                 .as_str()
                 .is_some_and(|m| !m.is_empty()));
+        }
+    }
+
+    /// 401s name no header, value or part of the signature: their code is all they say.
+    #[test]
+    fn unauthorised_answers_say_no_more_than_their_code() {
+        for err in [
+            IngestError::from(SignatureError::MissingHeader("webhook-timestamp")),
+            IngestError::from(SignatureError::Mismatch),
+        ] {
+            let json = err.to_json();
+            assert_eq!(err.status(), 401);
+            assert!(!json.contains("webhook"), "{json}");
         }
     }
 }
