@@ -1,7 +1,8 @@
-//! End to end: bad requests get the right 4xx with a JSON error and are never queued; with
+//! End to end: bad requests get the right 4xx with a JSON error and a trace id (404, 405,
+//! 413, 415, 400 malformed header or invalid JSON, 401) and are never queued; with
 //! AWS unreachable the edge answers 503 (never 202) so the provider retries.
 
-use sluice_e2e::stack::{read_log, unix_now};
+use sluice_e2e::stack::{read_log, unix_now, SourceSpec};
 use sluice_e2e::wait::until;
 use sluice_e2e::{Stack, StackOptions};
 use sluice_protocol::Scheme;
@@ -49,6 +50,12 @@ async fn bad_requests_are_refused_and_never_queued() {
             ("github", Scheme::Github),
         ],
     );
+    // A source that takes JSON only, and well-formed.
+    options.sources.push(SourceSpec {
+        content_types: vec!["application/json".into()],
+        require_json: true,
+        ..SourceSpec::from(("strict", Scheme::Github))
+    });
     // No consumer: whatever the edge queues stays on the queue where we can count it.
     options.poller = false;
     let mut stack = Stack::start(options).await.expect("stack starts");
@@ -86,6 +93,33 @@ async fn bad_requests_are_refused_and_never_queued() {
         let resp = stack.post("standard", &headers, body).await.unwrap();
         expect_error(resp, 401, "timestamp_out_of_tolerance").await;
     }
+
+    // A content type the source does not take (checked before the signature), and a
+    // signed body that is not JSON for a source that requires it (checked after).
+    let strict = stack.source("strict").clone();
+    let mut form = strict.sign("d-form", b"a=1");
+    form.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into(),
+    ));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/hooks/strict", stack.edge_url))
+        .headers(
+            form.iter()
+                .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+                .collect(),
+        )
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 415, "unsupported_media_type").await;
+    let not_json = br#"{"type":"ping""#;
+    let resp = stack
+        .post("strict", &strict.sign("d-broken", not_json), not_json)
+        .await
+        .unwrap();
+    expect_error(resp, 400, "invalid_json").await;
 
     // Missing and malformed signature headers.
     let resp = stack.post("github", &[], body).await.unwrap();
