@@ -34,6 +34,10 @@ pub enum Fault {
     /// Forwarded (the upstream acted), then answered 500: the client must not assume
     /// nothing happened.
     ErrorAfterForward,
+    /// Refused as S3 refuses a bad signature (403 `SignatureDoesNotMatch`), its body echoing
+    /// what the request carried (the `Authorization` header), as S3's error bodies do; not
+    /// forwarded. The client must not log that body.
+    Refused,
 }
 
 /// What to inject: each request meets a fault with probability `rate`, its kind drawn
@@ -225,6 +229,22 @@ async fn handle(
             return Err(Dropped("timed out"));
         }
         Some(Fault::Reset) => return Err(Dropped("reset")),
+        Some(Fault::Refused) => {
+            let echoed = req
+                .headers()
+                .get("authorization")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            return Ok(reply(
+                403,
+                "application/xml",
+                format!(
+                    "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we \
+                     calculated does not match the signature you provided.</Message>\
+                     <StringToSign>{echoed}</StringToSign></Error>"
+                ),
+            ));
+        }
         _ => {}
     }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())

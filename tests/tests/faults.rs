@@ -10,9 +10,11 @@
 //!   the DLQ after maxReceiveCount failed attempts in a row); once the faults stop,
 //!   `sluice dlq redrive` brings the dead letters back and they too are delivered once.
 //!
-//! And the edge's own retry: a failed SQS send or S3 PUT is tried once more, then 503.
+//! And the edge's own retry: a failed SQS send or S3 PUT is tried once more, then 503; an
+//! AWS refusal is logged by its code, never by its body.
 
 use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
+use sluice_e2e::stack::read_log;
 use sluice_e2e::wait::until;
 use sluice_e2e::{Destination, Stack, StackOptions};
 use sluice_protocol::Scheme;
@@ -322,6 +324,38 @@ async fn the_edge_tries_aws_twice_then_answers_503() {
             stack.queue_count(&stack.queue_url).await.unwrap(),
             queued,
             "{call}: queued after the retry"
+        );
+    }
+
+    // Refused by AWS with an error body that echoes the request's signature: 503 to the
+    // provider (not its fault), and the edge logs the status and AWS's code, never the body.
+    proxy.set(Faults {
+        rate: 1.0,
+        kinds: vec![Fault::Refused],
+        ..Faults::none()
+    });
+    let resp = stack
+        .post("github", &github.sign("refused", &small), &small)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let edge_log = stack.log("edge");
+    until(
+        "the edge to log the refusal",
+        Duration::from_secs(30),
+        || async {
+            read_log(&edge_log)
+                .contains("answered 403 (SignatureDoesNotMatch)")
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", read_log(&edge_log)));
+    let log = read_log(&edge_log);
+    for echoed in ["AWS4-HMAC-SHA256", "Credential=", "Signature="] {
+        assert!(
+            !log.contains(echoed),
+            "the edge logged AWS's error body:\n{log}"
         );
     }
     proxy.set(Faults::none());
