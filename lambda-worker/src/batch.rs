@@ -150,16 +150,26 @@ impl Consumer {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let mut tasks = Vec::new();
         for lane in crate::lanes::split(event.payload.records) {
+            let ids: Vec<String> = lane
+                .records
+                .iter()
+                .map(|r| r.message_id.clone().unwrap_or_default())
+                .collect();
             let consumer = Arc::clone(self);
             let permits = Arc::clone(&permits);
-            tasks.push(tokio::spawn(async move {
-                consumer.run_lane(lane, permits, deadline_ms).await
-            }));
+            let task =
+                tokio::spawn(async move { consumer.run_lane(lane, permits, deadline_ms).await });
+            tasks.push((ids, task));
         }
         let mut response = SqsBatchResponse::default();
-        for task in tasks {
-            // A lane task only awaits record tasks, which catch their own panics.
-            let results = task.await.unwrap_or_default();
+        for (ids, task) in tasks {
+            // Record tasks catch their own panics; should the lane's task itself fail, none of
+            // its records is acknowledged (each is retried, and a delivered one is then a
+            // duplicate).
+            let results = task.await.unwrap_or_else(|join| {
+                tracing::error!(outcome = "panic", detail = %join, records = ids.len(), "a message group's processing failed; its records are retried");
+                ids.into_iter().map(|id| (id, false)).collect()
+            });
             for (id, ok) in results {
                 if !ok {
                     let mut failure = BatchItemFailure::default();

@@ -20,6 +20,10 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(timeout: Duration, secret: Option<Secret>) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            // A redirect is the destination's answer, not followed: on 301/302/303 an HTTP
+            // client turns the POST into a GET without the body, and that GET's 200 would
+            // count as delivered. A 3xx is a (permanent) failure that names the status.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3).min(timeout))
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -68,6 +72,9 @@ impl Deliverer {
             }
         }
         let response = req.body(body).send().await.map_err(|e| {
+            // Without the URL: a destination URL can carry a token (`?code=`, a hook path),
+            // and this detail is logged and kept on the dead letter.
+            let e = e.without_url();
             let what = if e.is_timeout() {
                 "timed out"
             } else if e.is_connect() {

@@ -28,6 +28,8 @@ pub enum Behaviour {
     /// The first request is never answered (recorded with status 0); later ones get 200.
     /// For crash tests: the consumer dies while waiting.
     HangFirst,
+    /// `status` (a 3xx) with `Location: location` every time.
+    Redirect { status: u16, location: &'static str },
 }
 
 /// One request the destination received.
@@ -130,6 +132,7 @@ async fn handle(
         })
         .collect();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
+    let mut location = None;
     let status = {
         let mut s = match state.lock() {
             Ok(s) => s,
@@ -152,6 +155,13 @@ async fn handle(
             Behaviour::AlwaysFail { status } => status,
             Behaviour::HangFirst if n == 1 => 0,
             Behaviour::HangFirst => 200,
+            Behaviour::Redirect {
+                status,
+                location: to,
+            } => {
+                location = Some(to);
+                status
+            }
         };
         s.deliveries.push(Delivery {
             path: path.clone(),
@@ -188,5 +198,8 @@ async fn handle(
     }
     let mut resp = Response::new(Full::new(Bytes::from_static(b"")));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    if let Some(Ok(to)) = location.map(hyper::header::HeaderValue::from_str) {
+        resp.headers_mut().insert(hyper::header::LOCATION, to);
+    }
     Ok(resp)
 }
