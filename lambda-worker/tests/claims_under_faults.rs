@@ -74,6 +74,7 @@ async fn claims_survive_lost_answers_and_throttling() {
         ],
         hold: Duration::from_secs(6),
         delay: Duration::from_millis(50),
+        limit: None,
     });
     let mut acquired = Vec::new();
     for i in 0..24 {
