@@ -44,9 +44,15 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
     (service == "sqs").then(|| format!("https://sqs.{region}.amazonaws.com/{account}/{name}"))
 }
 
-/// Processing stops this long before the claim expires, so no other consumer can take an
-/// event over while this one still delivers it.
-const CLAIM_SAFETY_MARGIN: Duration = Duration::from_millis(200);
+/// Kept free after the longest delivery, before the invocation's deadline (which is also
+/// when the claim expires): the completion write and its retries, the release or visibility
+/// change, and the batch response must all land by then. Past it another consumer may take
+/// the event over, and a timed-out invocation loses its whole batch response (every record
+/// comes back, dead-lettered ones included).
+const AFTER_DELIVERY_RESERVE: Duration = Duration::from_secs(3);
+
+/// Retries of a failed completion write stop this long before the deadline.
+const COMPLETION_MARGIN: Duration = Duration::from_millis(500);
 
 /// How long a claim stays valid when the caller gives no invocation deadline.
 const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
@@ -425,6 +431,34 @@ impl Consumer {
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
     }
 
+    /// How long a delivery starting now may take: up to the deadline, less the reserve.
+    fn delivery_window(&self, deadline_ms: u64) -> u64 {
+        deadline_ms
+            .saturating_sub(now_ms())
+            .saturating_sub(AFTER_DELIVERY_RESERVE.as_millis() as u64)
+    }
+
+    /// Marks a delivered event completed. The write is retried (it is idempotent) until
+    /// shortly before the deadline: an event left in progress could be delivered again by
+    /// a later copy once its claim expires. Acknowledged either way: it was delivered.
+    async fn mark_completed(&self, key: &str, deadline_ms: u64) {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();
+            let Err(e) = self.claims.complete(key, expiration).await else {
+                return;
+            };
+            let left = deadline_ms.saturating_sub(now_ms());
+            if left < (pause + COMPLETION_MARGIN).as_millis() as u64 {
+                tracing::error!(event_key = %key, detail = %e, "could not mark a delivered event completed; a later copy of it may be delivered again once its claim expires");
+                return;
+            }
+            tracing::warn!(event_key = %key, detail = %e, "marking a delivered event completed failed; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
     // The AWS SDK's futures are large (kilobytes of state each): the calls off the happy
     // path are boxed, so the per-record task tokio moves around stays small.
     async fn process(
@@ -439,6 +473,13 @@ impl Consumer {
                 format!("no source `{}` is configured", envelope.source),
             )
         })?;
+        // Nothing is started (no S3 read, no claim) that could not be finished in time.
+        if self.delivery_window(deadline_ms) < self.config.delivery_timeout.as_millis() as u64 {
+            return Err(Failure::transient(
+                "deadline",
+                "too little of the invocation left to process the event",
+            ));
+        }
         let body = match &envelope.body {
             Body::S3(reference) => Box::pin(crate::payload::fetch(&self.s3, reference)).await?,
             inline => inline
@@ -494,9 +535,7 @@ impl Consumer {
         // is released and the record retried. An in-flight delivery is never abandoned for
         // the deadline (the destination may already have acted); the timeout below is a
         // backstop for processors without a bound of their own.
-        let window = deadline_ms
-            .saturating_sub(now_ms())
-            .saturating_sub(CLAIM_SAFETY_MARGIN.as_millis() as u64);
+        let window = self.delivery_window(deadline_ms);
         let delivered = if window < self.config.delivery_timeout.as_millis() as u64 {
             Err(Failure::transient(
                 "deadline",
@@ -519,11 +558,7 @@ impl Consumer {
         };
         match delivered {
             Ok(_) => {
-                let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();
-                if let Err(e) = self.claims.complete(&key, expiration).await {
-                    // Delivered: acknowledging is right. The claim expires by itself.
-                    tracing::error!(event_key = %key, detail = %e, "could not mark event completed");
-                }
+                self.mark_completed(&key, deadline_ms).await;
                 Ok(Done::Delivered)
             }
             Err(failure) => {

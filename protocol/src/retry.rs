@@ -3,8 +3,11 @@
 //!
 //! Pure: the caller supplies the attempt number and a uniform random number in [0, 1).
 
-/// SQS's longest visibility timeout (12 hours).
-pub const MAX_VISIBILITY_SECS: u32 = 43_200;
+/// The longest delay asked of SQS. Its limit is 12 hours counted from when the message was
+/// received, and the consumer asks while still processing it: at most Lambda's 15-minute
+/// timeout later. So 12 hours less 15 minutes is always accepted (a longer delay would be
+/// refused and the queue's own timeout used instead).
+pub const MAX_VISIBILITY_SECS: u32 = 43_200 - 900;
 
 /// Backoff settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
