@@ -60,6 +60,16 @@ fn system(m: &Message, name: SysAttr) -> Option<u64> {
     m.attributes()?.get(&name)?.parse().ok()
 }
 
+/// When the message was sent to the queue it is in, Unix milliseconds.
+pub fn sent_at_ms(m: &Message) -> Option<u64> {
+    system(m, SysAttr::SentTimestamp)
+}
+
+/// A FIFO message's group.
+pub fn message_group(m: &Message) -> Option<String> {
+    m.attributes()?.get(&SysAttr::MessageGroupId).cloned()
+}
+
 impl DeadLetter {
     /// Reads one DLQ message; `max_receive_count` is the main queue's redrive setting.
     pub fn from_message(m: &Message, max_receive_count: Option<u64>, now_ms: u64) -> Self {

@@ -7,8 +7,11 @@
 //! one sent but not deleted stays in the DLQ and may be sent again later: the consumer's
 //! idempotency skips an event already delivered, so both are safe.
 //!
-//! Without `--max`, the run is bounded by the DLQ's visible count when it starts, so events
-//! that fail again and come back to the DLQ during the run are not redriven in a loop.
+//! Without `--max`, the run is bounded by the DLQ's visible count when it starts, and a
+//! message dead-lettered after the run started (an event that failed again) is left for
+//! the next run, so nothing is redriven in a loop and every earlier dead letter gets its
+//! turn. On a FIFO DLQ, a message that cannot be sent holds back the rest of its message
+//! group (they stay in the DLQ), so a group never reaches the main queue out of order.
 //! `--move-task` (AWS only; moto does not implement it) hands the whole DLQ to SQS's own
 //! StartMessageMoveTask instead, which keeps the dead-letter attributes on the messages.
 //! Must never delete a dead letter that was not sent, and never print a body.
@@ -112,6 +115,9 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
     let bar = progress::bar(limit as u64, "redrive", json);
     let mut done: Vec<Moved> = Vec::new();
     let mut to_release: Vec<Message> = Vec::new();
+    // Message groups (FIFO) with a message that could not be sent: the rest of the group
+    // stays in the DLQ behind it, so the main queue never gets a group out of order.
+    let mut held_groups: std::collections::HashSet<String> = Default::default();
     let mut empty = 0;
     let mut fatal: Option<CliError> = None;
     'receive: while done.len() < limit && empty < 3 {
@@ -130,6 +136,17 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
         empty = 0;
         let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
+            // Dead-lettered during this run (an event redriven a moment ago that failed
+            // again): not one of the messages this run is for. Left for the next run.
+            if dead_letter::sent_at_ms(&m).is_some_and(|sent| sent > now) {
+                to_release.push(m);
+                continue;
+            }
+            let group = dead_letter::message_group(&m);
+            if group.as_ref().is_some_and(|g| held_groups.contains(g)) {
+                to_release.push(m);
+                continue;
+            }
             let letter = DeadLetter::from_message(&m, main.max_receive_count, now);
             let out = requeue::for_redrive(queue_url, &m);
             match requeue::send(&sqs, queue_url, &out).await {
@@ -155,6 +172,7 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                 }
                 Err(e) => {
                     let e = error::aws(format!("send to {queue_url}"), e);
+                    held_groups.extend(group);
                     to_release.push(m);
                     if matches!(e, CliError::NotFound(_) | CliError::Credentials(_)) {
                         // Nothing else can succeed: give back the rest and stop.

@@ -73,6 +73,20 @@ pub async fn run(args: ReplayArgs, target: &Target, json: bool) -> Result<()> {
         let mut s = args.sources.clone();
         s.sort();
         s.dedup();
+        // A misspelt source would otherwise read as "nothing to replay".
+        let archived = archived_sources(&s3, bucket).await?;
+        if let Some(unknown) = s.iter().find(|name| !archived.contains(name)) {
+            return Err(CliError::NotFound(format!(
+                "nothing was ever archived for source `{unknown}` in s3://{bucket}/{} \
+                 (archived sources: {})",
+                archive::PREFIX,
+                if archived.is_empty() {
+                    "none".to_string()
+                } else {
+                    archived.join(", ")
+                }
+            )));
+        }
         s
     };
     let mut found: Vec<Archived> = Vec::new();

@@ -141,7 +141,12 @@ fn prepare(
     args: &SendArgs,
     stack: &Path,
 ) -> anyhow::Result<(String, String, reqwest::RequestBuilder)> {
-    let stacked = from_stack(args, stack)?;
+    // The stack file describes the local stack: with `--url` the event goes elsewhere, and
+    // its scheme and secret must come from the flags too (never a dev secret, silently).
+    let stacked = match args.url {
+        Some(_) => None,
+        None => from_stack(args, stack)?,
+    };
     let url = args
         .url
         .clone()

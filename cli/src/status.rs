@@ -241,13 +241,19 @@ fn drain(
             },
         };
     };
-    let net = deleted - sent_per_min.unwrap_or(0.0);
+    let arriving = sent_per_min.unwrap_or(0.0);
+    let net = deleted - arriving;
     if net <= 0.0 {
         return Drain {
             estimate_secs: None,
-            basis: format!(
-                "not draining: as many arrive as are processed (last {WINDOW_MINS} min)"
-            ),
+            basis: if deleted <= 0.0 {
+                format!("not draining: nothing processed in the last {WINDOW_MINS} min")
+            } else {
+                format!(
+                    "not draining: processed {deleted:.1}/min, arriving {arriving:.1}/min \
+                     (last {WINDOW_MINS} min)"
+                )
+            },
         };
     }
     Drain {
@@ -312,8 +318,9 @@ async fn metrics(target: &Target, main: &QueueInfo, dlq: Option<&QueueInfo>) -> 
         match r.id().unwrap_or_default() {
             "age_q" => m.queue_age = values.first().copied(),
             "age_d" => m.dlq_age = values.first().copied(),
-            "deleted" => m.deleted = Some(values.iter().sum()),
-            "sent" => m.sent = Some(values.iter().sum()),
+            // No datapoints is no reading (SQS stops publishing for an idle queue), not 0.
+            "deleted" => m.deleted = (!values.is_empty()).then(|| values.iter().sum()),
+            "sent" => m.sent = (!values.is_empty()).then(|| values.iter().sum()),
             _ => {}
         }
     }
@@ -423,5 +430,12 @@ mod tests {
         let stuck = drain(5, Some(1.0), Some(3.0), false);
         assert_eq!(stuck.estimate_secs, None);
         assert!(stuck.basis.starts_with("not draining"), "{}", stuck.basis);
+        assert!(stuck.basis.contains("arriving 3.0/min"), "{}", stuck.basis);
+        let stopped = drain(5, Some(0.0), None, false);
+        assert!(
+            stopped.basis.contains("nothing processed"),
+            "{}",
+            stopped.basis
+        );
     }
 }

@@ -178,15 +178,19 @@ impl Target {
     }
 
     async fn aws(args: &TargetArgs) -> Result<Target> {
-        // A region the chain does not give can still be read off a queue URL.
+        // The queue URL's region wins: the queue lives there whatever AWS_REGION or the
+        // profile says (calls sent elsewhere would answer "no such queue"). Without a queue
+        // URL, the usual chain.
         let from_url = [&args.queue_url, &args.dlq_url]
             .into_iter()
             .flatten()
             .find_map(|u| region_of_queue_url(u));
-        let mut region_chain = RegionProviderChain::default_provider();
-        if let Some(region) = from_url {
-            region_chain = region_chain.or_else(Region::new(region));
-        }
+        let region_chain = match from_url {
+            Some(region) => {
+                RegionProviderChain::first_try(Region::new(region)).or_default_provider()
+            }
+            None => RegionProviderChain::default_provider(),
+        };
         let loader = aws_config::defaults(BehaviorVersion::latest()).region(region_chain);
         let sdk = loader.load().await;
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {

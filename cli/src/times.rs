@@ -42,9 +42,18 @@ pub fn parse_arg(text: &str) -> Result<u64, String> {
     parse_at(text, now_ms())
 }
 
-/// RFC 3339 (UTC, seconds) for Unix milliseconds.
+/// RFC 3339 (UTC, seconds) for Unix milliseconds. A time RFC 3339 cannot write (after the
+/// year 9999: a corrupt timestamp in a dead letter) prints as its number instead.
 pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let written = UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .map(|at| write!(out, "{}", humantime::format_rfc3339_seconds(at)));
+    match written {
+        Some(Ok(())) => out,
+        _ => format!("{ms} ms after 1970"),
+    }
 }
 
 /// A short human age: `42s`, `7m 3s`, `2h 5m`, `3d 4h`.
@@ -61,6 +70,16 @@ pub fn age(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_rfc3339_cannot_write_print_as_numbers() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(253_402_300_800_000),
+            "253402300800000 ms after 1970"
+        );
+        assert_eq!(rfc3339(u64::MAX), format!("{} ms after 1970", u64::MAX));
+    }
 
     // 2026-11-23T12:34:56Z
     const NOW: u64 = 1_795_437_296_000;

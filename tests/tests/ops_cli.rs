@@ -481,6 +481,14 @@ async fn replay_redelivers_only_events_whose_idempotency_record_is_gone() {
         .send()
         .await
         .unwrap();
+    // A misspelt source is "not found" (exit 3), not an empty replay.
+    let typo = sluice(&stack, &["replay", "--source", "ordres", "--from", &from])
+        .await
+        .expect(3);
+    assert!(
+        typo.stderr.contains("`ordres`") && typo.stderr.contains("orders"),
+        "{typo:#?}"
+    );
     let human = sluice(&stack, &["replay", "--source", "orders", "--from", &from])
         .await
         .expect(0);
