@@ -49,7 +49,7 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
 /// change, and the batch response must all land by then. Past it another consumer may take
 /// the event over, and a timed-out invocation loses its whole batch response (every record
 /// comes back, dead-lettered ones included).
-const AFTER_DELIVERY_RESERVE: Duration = Duration::from_secs(3);
+const AFTER_DELIVERY_RESERVE: Duration = Duration::from_secs(2);
 
 /// Retries of a failed completion write stop this long before the deadline.
 const COMPLETION_MARGIN: Duration = Duration::from_millis(500);
@@ -153,6 +153,15 @@ impl Consumer {
             }
             d => d,
         };
+        let room = deadline_ms.saturating_sub(now);
+        let needed = (self.config.delivery_timeout + AFTER_DELIVERY_RESERVE).as_millis() as u64;
+        if room < needed {
+            tracing::error!(
+                invocation_ms = room,
+                needed_ms = needed,
+                "the invocation is too short for a delivery: the function timeout must exceed the delivery timeout (SLUICE_DELIVERY_TIMEOUT_MS) by 2 s; every record is retried"
+            );
+        }
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let mut tasks = Vec::new();
         for lane in crate::lanes::split(event.payload.records) {
@@ -445,8 +454,20 @@ impl Consumer {
         let mut pause = Duration::from_millis(100);
         loop {
             let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();
-            let Err(e) = self.claims.complete(key, expiration).await else {
-                return;
+            // Each attempt ends before the deadline, however slow DynamoDB is: an
+            // invocation that times out loses its whole batch response.
+            let left = deadline_ms
+                .saturating_sub(now_ms())
+                .saturating_sub(COMPLETION_MARGIN.as_millis() as u64);
+            let attempt = tokio::time::timeout(
+                Duration::from_millis(left),
+                self.claims.complete(key, expiration),
+            )
+            .await;
+            let e = match attempt {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out at the invocation's deadline".to_string(),
             };
             let left = deadline_ms.saturating_sub(now_ms());
             if left < (pause + COMPLETION_MARGIN).as_millis() as u64 {
