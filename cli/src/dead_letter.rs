@@ -60,11 +60,6 @@ fn system(m: &Message, name: SysAttr) -> Option<u64> {
     m.attributes()?.get(&name)?.parse().ok()
 }
 
-/// When the message was sent to the queue it is in, Unix milliseconds.
-pub fn sent_at_ms(m: &Message) -> Option<u64> {
-    system(m, SysAttr::SentTimestamp)
-}
-
 /// A FIFO message's group.
 pub fn message_group(m: &Message) -> Option<String> {
     m.attributes()?.get(&SysAttr::MessageGroupId).cloned()

@@ -7,10 +7,9 @@
 //! one sent but not deleted stays in the DLQ and may be sent again later: the consumer's
 //! idempotency skips an event already delivered, so both are safe.
 //!
-//! Without `--max`, the run is bounded by the DLQ's visible count when it starts, and a
-//! message dead-lettered after the run started (an event that failed again) is left for
-//! the next run, so nothing is redriven in a loop and every earlier dead letter gets its
-//! turn. On a FIFO DLQ, a message that cannot be sent holds back the rest of its message
+//! Without `--max`, the run is bounded by the DLQ's visible count when it starts, and an
+//! event this run sent back that is dead-lettered again during the run is left for the next
+//! run, so nothing is redriven in a loop and every earlier dead letter gets its turn. On a FIFO DLQ, a message that cannot be sent holds back the rest of its message
 //! group (they stay in the DLQ), so a group never reaches the main queue out of order.
 //! `--move-task` (AWS only; moto does not implement it) hands the whole DLQ to SQS's own
 //! StartMessageMoveTask instead, which keeps the dead-letter attributes on the messages.
@@ -43,6 +42,14 @@ pub struct RedriveArgs {
     /// With --move-task: the move rate (messages per second; SQS's default when omitted).
     #[arg(long, requires = "move_task", value_name = "N")]
     pub max_per_second: Option<i32>,
+}
+
+/// A dead letter this run did not try to move, and why.
+#[derive(Debug, Serialize)]
+struct Left {
+    #[serde(flatten)]
+    letter: DeadLetter,
+    why: &'static str,
 }
 
 /// One dead letter's fate.
@@ -118,6 +125,11 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
     // Message groups (FIFO) with a message that could not be sent: the rest of the group
     // stays in the DLQ behind it, so the main queue never gets a group out of order.
     let mut held_groups: std::collections::HashSet<String> = Default::default();
+    // Events this run sent back: one of them dead-lettered again during the run is left
+    // for the next run (it would otherwise use up this run's count and starve the dead
+    // letters that were there when it started).
+    let mut sent_events: std::collections::HashSet<String> = Default::default();
+    let mut left: Vec<Left> = Vec::new();
     let mut empty = 0;
     let mut fatal: Option<CliError> = None;
     'receive: while done.len() < limit && empty < 3 {
@@ -136,21 +148,28 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
         empty = 0;
         let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
-            // Dead-lettered during this run (an event redriven a moment ago that failed
-            // again): not one of the messages this run is for. Left for the next run.
-            if dead_letter::sent_at_ms(&m).is_some_and(|sent| sent > now) {
-                to_release.push(m);
-                continue;
-            }
-            let group = dead_letter::message_group(&m);
-            if group.as_ref().is_some_and(|g| held_groups.contains(g)) {
-                to_release.push(m);
-                continue;
-            }
             let letter = DeadLetter::from_message(&m, main.max_receive_count, now);
+            let group = dead_letter::message_group(&m);
+            let why = if letter
+                .event_id
+                .as_ref()
+                .is_some_and(|id| sent_events.contains(id))
+            {
+                Some("dead-lettered again during this run")
+            } else if group.as_ref().is_some_and(|g| held_groups.contains(g)) {
+                Some("behind an unsent message of its FIFO group")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                left.push(Left { letter, why });
+                to_release.push(m);
+                continue;
+            }
             let out = requeue::for_redrive(queue_url, &m);
             match requeue::send(&sqs, queue_url, &out).await {
                 Ok(new_id) => {
+                    sent_events.extend(letter.event_id.clone());
                     let deleted = sqs
                         .delete_message()
                         .queue_url(dlq_url)
@@ -203,6 +222,7 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
             "moved": moved,
             "failed": failed,
             "dead_letters": done,
+            "left_in_dlq": left,
         });
         println!("{out:#}");
     } else {
@@ -223,11 +243,24 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                     .unwrap_or_default()
             );
         }
+        for l in &left {
+            println!(
+                "left   {} ({}): {}",
+                l.letter.event_id.as_deref().unwrap_or("?"),
+                l.letter.source.as_deref().unwrap_or("?"),
+                l.why
+            );
+        }
         println!(
-            "redrove {moved} of {} dead letter(s) from {} to {}; {failed} failed",
+            "redrove {moved} of {} dead letter(s) from {} to {}; {failed} failed{}",
             done.len(),
             dlq.name,
-            main.name
+            main.name,
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!("; {} left in the DLQ for the next run", left.len())
+            }
         );
     }
     if let Some(e) = fatal {

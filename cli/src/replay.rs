@@ -73,21 +73,37 @@ pub async fn run(args: ReplayArgs, target: &Target, json: bool) -> Result<()> {
         let mut s = args.sources.clone();
         s.sort();
         s.dedup();
-        // A misspelt source would otherwise read as "nothing to replay".
+        // A misspelt source would otherwise read as "nothing to replay": a source with no
+        // archive at all (never archived, or all of it expired) is named; if none of the
+        // sources has one, nothing can be replayed and that is "not found".
         let archived = archived_sources(&s3, bucket).await?;
-        if let Some(unknown) = s.iter().find(|name| !archived.contains(name)) {
+        let (known, unknown): (Vec<String>, Vec<String>) =
+            s.into_iter().partition(|name| archived.contains(name));
+        let listing = if archived.is_empty() {
+            "none".to_string()
+        } else {
+            archived.join(", ")
+        };
+        for name in &unknown {
+            eprintln!(
+                "warning: no archive for source `{name}` in s3://{bucket}/{} (never archived, \
+                 or expired); archived sources: {listing}",
+                archive::PREFIX
+            );
+        }
+        if known.is_empty() {
             return Err(CliError::NotFound(format!(
-                "nothing was ever archived for source `{unknown}` in s3://{bucket}/{} \
-                 (archived sources: {})",
-                archive::PREFIX,
-                if archived.is_empty() {
-                    "none".to_string()
-                } else {
-                    archived.join(", ")
-                }
+                "no archive for source(s) {} in s3://{bucket}/{} (never archived, or expired); \
+                 archived sources: {listing}",
+                unknown
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                archive::PREFIX
             )));
         }
-        s
+        known
     };
     let mut found: Vec<Archived> = Vec::new();
     for source in &sources {

@@ -904,6 +904,21 @@ async fn malformed_requests_get_a_clean_4xx_and_leave_the_edge_up() {
         0,
         "nothing malformed was queued"
     );
+    // The chunked body over the limit once more, where the answer is always readable
+    // (wrangler dev takes in the whole request before answering): exactly 413.
+    let over = raw_exchange(
+        stack.edge_url.trim_start_matches("http://"),
+        &raw_chunked_post("github", &signed, &over_limit),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (over.status, over.code().as_deref()),
+        (Some(413), Some("payload_too_large")),
+        "{}\n{}",
+        over.head,
+        over.body
+    );
     // Control: both edges still queue a valid request sent the same raw way, with a
     // Content-Length and chunked.
     for (edge, url) in &edges {
