@@ -501,13 +501,19 @@ impl Consumer {
                 "too little of the invocation left to process the event",
             ));
         }
-        let body = match &envelope.body {
-            Body::S3(reference) => Box::pin(crate::payload::fetch(&self.s3, reference)).await?,
-            inline => inline
-                .to_bytes()
-                .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?,
+        // The claim records the body's SHA-256. A claim-checked body's is in its reference,
+        // so the claim comes first and the body is read from S3 only for an event this
+        // consumer will process: a duplicate costs no GET, and is still a duplicate once
+        // the payload has expired.
+        let (validation, inline) = match &envelope.body {
+            Body::S3(reference) => (reference.sha256.to_ascii_lowercase(), None),
+            other => {
+                let bytes = other
+                    .to_bytes()
+                    .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?;
+                (hex::encode(Sha256::digest(&bytes)), Some(bytes))
+            }
         };
-        let validation = hex::encode(Sha256::digest(&body));
         let key = envelope.dedup_key();
         let now = now_ms();
         let expiration = now / 1000 + self.config.completed_ttl.as_secs();
@@ -540,6 +546,22 @@ impl Consumer {
             }
         }
 
+        let body = match (inline, &envelope.body) {
+            (Some(bytes), _) => bytes,
+            (None, Body::S3(reference)) => {
+                match Box::pin(crate::payload::fetch(&self.s3, reference)).await {
+                    Ok(bytes) => bytes,
+                    Err(failure) => {
+                        if let Err(e) = Box::pin(self.claims.release(&key, &envelope.id)).await {
+                            tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
+                        }
+                        return Err(failure);
+                    }
+                }
+            }
+            // `inline` is `None` only for a claim-checked body.
+            (None, _) => Vec::new(),
+        };
         if let Some(bucket) = &self.config.archive_bucket {
             if let Err(failure) =
                 Box::pin(crate::archive::store(&self.s3, bucket, envelope, queued)).await

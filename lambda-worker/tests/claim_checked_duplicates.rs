@@ -1,0 +1,128 @@
+//! A claim-checked event is claimed before its body is read from S3: a later copy of an
+//! event already delivered is a duplicate without a GET, even once the payload object is
+//! gone (expired), instead of being dead-lettered as `payload_missing`. Real S3 and
+//! DynamoDB semantics (moto), a real HTTP destination.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use lambda_runtime::{Context, LambdaEvent};
+use sha2::Digest as _;
+use sluice_e2e::moto::Moto;
+use sluice_e2e::stack::create_table;
+use sluice_e2e::Destination;
+use sluice_lambda_worker::{Consumer, ConsumerConfig};
+use sluice_protocol::claim_check::BodyRef;
+use sluice_protocol::retry::RetryPolicy;
+use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, SourcesConfig, ENVELOPE_VERSION};
+use std::time::Duration;
+
+fn record(message_id: &str, event_id: &str, reference: &BodyRef) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(message_id.into());
+    m.body = Some(
+        Envelope {
+            v: ENVELOPE_VERSION,
+            id: event_id.into(),
+            source: "github".into(),
+            idempotency_key: Some("d-big".into()),
+            received_at_ms: 1,
+            content_type: Some("application/json".into()),
+            trace_id: None,
+            headers: Default::default(),
+            body: Body::S3(reference.clone()),
+        }
+        .encode(),
+    );
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_delivered_claim_checked_event_is_a_duplicate_without_its_payload() {
+    let log = std::env::temp_dir().join(format!(
+        "sluice-claim-checked-moto-{}.log",
+        std::process::id()
+    ));
+    let moto = Moto::start(None, &log).await.unwrap();
+    let sdk = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    create_table(&aws_sdk_dynamodb::Client::new(&sdk), "big", "pk")
+        .await
+        .unwrap();
+    s3.create_bucket().bucket("payloads").send().await.unwrap();
+    let body = vec![b'x'; 300 * 1024];
+    let reference = BodyRef {
+        bucket: "payloads".into(),
+        key: "payloads/github/2026/11/24/evt_1".into(),
+        size: body.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(&body)),
+    };
+    s3.put_object()
+        .bucket(&reference.bucket)
+        .key(&reference.key)
+        .body(body.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let dest = Destination::start(None).await.unwrap();
+    let consumer = Consumer::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        s3.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        ConsumerConfig {
+            sources: SourcesConfig {
+                sources: vec![SourceConfig::new(
+                    "github",
+                    Scheme::Github,
+                    &format!("{}/big", dest.url),
+                )],
+            },
+            table: "big".into(),
+            destination_secret: None,
+            completed_ttl: Duration::from_secs(3600),
+            delivery_timeout: Duration::from_secs(5),
+            concurrency: 1,
+            dlq_url: None,
+            queue_url: None,
+            retry: RetryPolicy::default(),
+            archive_bucket: None,
+            destination_secret_arn: None,
+        },
+    )
+    .unwrap();
+    let handle = |records: Vec<SqsMessage>| {
+        let consumer = consumer.clone();
+        async move {
+            let mut event = SqsEvent::default();
+            event.records = records;
+            consumer
+                .handle(LambdaEvent::new(event, Context::default()))
+                .await
+        }
+    };
+
+    let first = handle(vec![record("m1", "evt_1", &reference)]).await;
+    assert!(first.batch_item_failures.is_empty(), "delivered");
+    assert_eq!(dest.successful("/big").len(), 1);
+    assert_eq!(dest.successful("/big")[0].body, body);
+
+    // The payload expires; the provider's retry of the same event arrives.
+    s3.delete_object()
+        .bucket(&reference.bucket)
+        .key(&reference.key)
+        .send()
+        .await
+        .unwrap();
+    let again = handle(vec![record("m2", "evt_2", &reference)]).await;
+    assert!(
+        again.batch_item_failures.is_empty(),
+        "a duplicate is acknowledged, not failed for its missing payload"
+    );
+    assert_eq!(dest.attempts("/big").len(), 1, "delivered once");
+    drop(moto);
+    let _ = std::fs::remove_file(log);
+}
