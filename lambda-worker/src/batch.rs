@@ -30,6 +30,17 @@ enum Settled {
     Retry { backoff_secs: Option<u32> },
 }
 
+/// What is left of the invocation for the bookkeeping after a record (a release, a
+/// dead-letter send, a visibility change), less a margin: every such call ends by then, so
+/// the invocation never overruns its deadline (and loses its whole batch response).
+fn bookkeeping_left(deadline_ms: u64) -> Duration {
+    Duration::from_millis(
+        deadline_ms
+            .saturating_sub(now_ms())
+            .saturating_sub(COMPLETION_MARGIN.as_millis() as u64),
+    )
+}
+
 /// `https://sqs.{region}.amazonaws.com/{account}/{name}` from `arn:aws:sqs:{region}:{account}:{name}`.
 pub fn queue_url_from_arn(arn: &str) -> Option<String> {
     let mut parts = arn.split(':');
@@ -51,7 +62,8 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
 /// comes back, dead-lettered ones included).
 const AFTER_DELIVERY_RESERVE: Duration = Duration::from_secs(2);
 
-/// Retries of a failed completion write stop this long before the deadline.
+/// Retries of a failed completion write, and every other call after a record's processing,
+/// stop this long before the deadline.
 const COMPLETION_MARGIN: Duration = Duration::from_millis(500);
 
 /// How long a claim stays valid when the caller gives no invocation deadline.
@@ -293,7 +305,8 @@ impl Consumer {
                 (true, outcome)
             }
             Err(failure) => {
-                let settled = Box::pin(self.settle_failure(record, &failure, attempt)).await;
+                let settled =
+                    Box::pin(self.settle_failure(record, &failure, attempt, deadline_ms)).await;
                 let (ack, outcome, backoff_secs) = match settled {
                     Settled::DeadLettered => (true, "dead_lettered", None),
                     Settled::Retry { backoff_secs } => (false, "retried", backoff_secs),
@@ -325,10 +338,17 @@ impl Consumer {
         record: &SqsMessage,
         failure: &Failure,
         attempt: u32,
+        deadline_ms: u64,
     ) -> Settled {
         if failure.kind == FailureKind::Permanent {
             if let Some(dlq) = &self.config.dlq_url {
-                match self.dead_letter(dlq, record, failure, attempt).await {
+                let sent = tokio::time::timeout(
+                    bookkeeping_left(deadline_ms),
+                    self.dead_letter(dlq, record, failure, attempt),
+                )
+                .await
+                .unwrap_or_else(|_| Err("timed out at the invocation's deadline".into()));
+                match sent {
                     Ok(()) => return Settled::DeadLettered,
                     Err(e) => {
                         tracing::error!(detail = %e, "could not dead-letter; the redrive policy will")
@@ -340,7 +360,10 @@ impl Consumer {
             self.config
                 .retry
                 .delay_secs(attempt, rand::random::<f64>(), failure.retry_after_secs);
-        match self.hide(record, delay).await {
+        let hidden = tokio::time::timeout(bookkeeping_left(deadline_ms), self.hide(record, delay))
+            .await
+            .unwrap_or_else(|_| Err("timed out at the invocation's deadline".into()));
+        match hidden {
             Ok(()) => Settled::Retry {
                 backoff_secs: Some(delay),
             },
@@ -438,6 +461,25 @@ impl Consumer {
             .await
             .map(|_| ())
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+    }
+
+    /// Gives up this consumer's claim (a failed or abandoned attempt), bounded by the
+    /// deadline; a claim not released expires at the deadline by itself.
+    async fn release_claim(&self, key: &str, event_id: &str, deadline_ms: u64) {
+        let released = tokio::time::timeout(
+            bookkeeping_left(deadline_ms),
+            Box::pin(self.claims.release(key, event_id)),
+        )
+        .await;
+        match released {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline")
+            }
+            Err(_) => {
+                tracing::error!(event_key = %key, "releasing the claim did not finish before the deadline; it expires then")
+            }
+        }
     }
 
     /// How long a delivery starting now may take: up to the deadline, less the reserve.
@@ -549,12 +591,20 @@ impl Consumer {
         let body = match (inline, &envelope.body) {
             (Some(bytes), _) => bytes,
             (None, Body::S3(reference)) => {
-                match Box::pin(crate::payload::fetch(&self.s3, reference)).await {
+                let fetch = Box::pin(crate::payload::fetch(&self.s3, reference));
+                let window = Duration::from_millis(self.delivery_window(deadline_ms));
+                let fetched = tokio::time::timeout(window, fetch)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure::transient(
+                            "payload_store",
+                            "reading the payload did not finish before the invocation's deadline",
+                        ))
+                    });
+                match fetched {
                     Ok(bytes) => bytes,
                     Err(failure) => {
-                        if let Err(e) = Box::pin(self.claims.release(&key, &envelope.id)).await {
-                            tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
-                        }
+                        self.release_claim(&key, &envelope.id, deadline_ms).await;
                         return Err(failure);
                     }
                 }
@@ -566,9 +616,7 @@ impl Consumer {
             if let Err(failure) =
                 Box::pin(crate::archive::store(&self.s3, bucket, envelope, queued)).await
             {
-                if let Err(e) = Box::pin(self.claims.release(&key, &envelope.id)).await {
-                    tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
-                }
+                self.release_claim(&key, &envelope.id, deadline_ms).await;
                 return Err(failure);
             }
         }
@@ -605,9 +653,7 @@ impl Consumer {
                 Ok(Done::Delivered)
             }
             Err(failure) => {
-                if let Err(e) = Box::pin(self.claims.release(&key, &envelope.id)).await {
-                    tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
-                }
+                self.release_claim(&key, &envelope.id, deadline_ms).await;
                 Err(failure)
             }
         }
