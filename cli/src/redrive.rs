@@ -121,13 +121,19 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
 
     let bar = progress::bar(limit as u64, "redrive", json);
     let mut done: Vec<Moved> = Vec::new();
-    let mut to_release: Vec<Message> = Vec::new();
+    // By message id, with the newest receipt handle: a message hidden longer than the
+    // visibility timeout can be received again during a long run.
+    let mut to_release: std::collections::BTreeMap<String, Message> = Default::default();
+    // Messages this run already moved, tried or left (received again after their
+    // visibility ran out): not counted, tried or listed twice.
+    let mut recorded: std::collections::HashSet<String> = Default::default();
     // Message groups (FIFO) with a message that could not be sent: the rest of the group
     // stays in the DLQ behind it, so the main queue never gets a group out of order.
     let mut held_groups: std::collections::HashSet<String> = Default::default();
-    // Events this run sent back: one of them dead-lettered again during the run is left
-    // for the next run (it would otherwise use up this run's count and starve the dead
-    // letters that were there when it started).
+    // Events this run sent back (by event id, or by body for a message without one): one
+    // of them dead-lettered again during the run is left for the next run (it would
+    // otherwise use up this run's count and starve the dead letters that were there when
+    // it started).
     let mut sent_events: std::collections::HashSet<String> = Default::default();
     let mut left: Vec<Left> = Vec::new();
     let mut empty = 0;
@@ -148,13 +154,18 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
         empty = 0;
         let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
+            let message_id = m.message_id().unwrap_or_default().to_string();
+            if !recorded.insert(message_id.clone()) {
+                to_release.insert(message_id, m);
+                continue;
+            }
             let letter = DeadLetter::from_message(&m, main.max_receive_count, now);
             let group = dead_letter::message_group(&m);
-            let why = if letter
+            let event = letter
                 .event_id
-                .as_ref()
-                .is_some_and(|id| sent_events.contains(id))
-            {
+                .clone()
+                .or_else(|| m.md5_of_body().map(|md5| format!("body md5 {md5}")));
+            let why = if event.as_ref().is_some_and(|e| sent_events.contains(e)) {
                 Some("dead-lettered again during this run")
             } else if group.as_ref().is_some_and(|g| held_groups.contains(g)) {
                 Some("behind an unsent message of its FIFO group")
@@ -163,13 +174,13 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
             };
             if let Some(why) = why {
                 left.push(Left { letter, why });
-                to_release.push(m);
+                to_release.insert(message_id, m);
                 continue;
             }
             let out = requeue::for_redrive(queue_url, &m);
             match requeue::send(&sqs, queue_url, &out).await {
                 Ok(new_id) => {
-                    sent_events.extend(letter.event_id.clone());
+                    sent_events.extend(event);
                     let deleted = sqs
                         .delete_message()
                         .queue_url(dlq_url)
@@ -192,10 +203,13 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                 Err(e) => {
                     let e = error::aws(format!("send to {queue_url}"), e);
                     held_groups.extend(group);
-                    to_release.push(m);
+                    to_release.insert(message_id, m);
                     if matches!(e, CliError::NotFound(_) | CliError::Credentials(_)) {
                         // Nothing else can succeed: give back the rest and stop.
-                        to_release.extend(batch.by_ref());
+                        for rest in batch.by_ref() {
+                            let id = rest.message_id().unwrap_or_default().to_string();
+                            to_release.insert(id, rest);
+                        }
                         fatal = Some(e);
                         break 'receive;
                     }
@@ -210,6 +224,7 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    let to_release: Vec<Message> = to_release.into_values().collect();
     let released = dead_letter::release(&sqs, dlq_url, &to_release).await;
 
     let moved = done.iter().filter(|d| d.error.is_none()).count();
