@@ -39,8 +39,9 @@ pub struct RedriveArgs {
     /// instead of moving messages one by one. Dead-letter attributes stay on the messages.
     #[arg(long, conflicts_with_all = ["max", "dry_run"])]
     pub move_task: bool,
-    /// With --move-task: the move rate (messages per second; SQS's default when omitted).
-    #[arg(long, requires = "move_task", value_name = "N")]
+    /// With --move-task: the move rate, 1-500 messages per second (SQS's default when omitted).
+    #[arg(long, requires = "move_task", value_name = "N",
+          value_parser = clap::value_parser!(i32).range(1..=500))]
     pub max_per_second: Option<i32>,
 }
 

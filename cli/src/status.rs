@@ -87,8 +87,13 @@ struct Alarms {
 struct Metrics {
     queue_age: Option<f64>,
     dlq_age: Option<f64>,
-    deleted: Option<f64>,
-    sent: Option<f64>,
+    deleted_per_min: Option<f64>,
+    sent_per_min: Option<f64>,
+}
+
+/// The average of one-minute sums.
+fn per_minute(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 pub async fn run(args: StatusArgs, target: &Target, json: bool) -> Result<()> {
@@ -188,15 +193,14 @@ fn assemble(
             oldest_age_basis,
         }
     };
-    let per_min = |v: Option<f64>| v.map(|total| total / f64::from(WINDOW_MINS));
     let throughput = Throughput {
-        deleted_per_min: per_min(metrics.and_then(|m| m.deleted)),
-        sent_per_min: per_min(metrics.and_then(|m| m.sent)),
+        deleted_per_min: metrics.and_then(|m| m.deleted_per_min),
+        sent_per_min: metrics.and_then(|m| m.sent_per_min),
         window_mins: WINDOW_MINS,
         basis: if local {
             NO_METRICS.into()
         } else if metrics.is_some() {
-            format!("cloudwatch, average over the last {WINDOW_MINS} min")
+            format!("cloudwatch, average of the minutes reported in the last {WINDOW_MINS} min")
         } else {
             "unknown (CloudWatch could not be read)".into()
         },
@@ -318,9 +322,12 @@ async fn metrics(target: &Target, main: &QueueInfo, dlq: Option<&QueueInfo>) -> 
         match r.id().unwrap_or_default() {
             "age_q" => m.queue_age = values.first().copied(),
             "age_d" => m.dlq_age = values.first().copied(),
-            // No datapoints is no reading (SQS stops publishing for an idle queue), not 0.
-            "deleted" => m.deleted = (!values.is_empty()).then(|| values.iter().sum()),
-            "sent" => m.sent = (!values.is_empty()).then(|| values.iter().sum()),
+            // Per minute over the minutes with a datapoint (one per 60 s period): SQS's
+            // metrics arrive minutes late, so the newest minutes of the window have none
+            // yet. No datapoint at all is no reading (SQS stops publishing for an idle
+            // queue), not 0.
+            "deleted" => m.deleted_per_min = per_minute(values),
+            "sent" => m.sent_per_min = per_minute(values),
             _ => {}
         }
     }
@@ -416,6 +423,14 @@ mod tests {
         );
         assert_eq!(stack_prefix("orders"), None);
         assert_eq!(stack_prefix("-events"), None);
+    }
+
+    #[test]
+    fn throughput_averages_the_minutes_reported() {
+        assert_eq!(per_minute(&[]), None);
+        // 3 minutes reported of a 15-minute window (the newest not yet published).
+        assert_eq!(per_minute(&[30.0, 60.0, 90.0]), Some(60.0));
+        assert_eq!(per_minute(&[0.0, 0.0]), Some(0.0));
     }
 
     #[test]

@@ -611,6 +611,15 @@ async fn errors_have_documented_exit_codes() {
     .expect(2);
     assert!(bad_time.stderr.contains("RFC 3339"), "{bad_time:#?}");
     run(&["dlq", "frobnicate"], &empty, &[]).await.expect(2);
+    // SQS's move rate is 1-500 per second: anything else is a usage error, before AWS.
+    let rate = run(
+        &["dlq", "redrive", "--move-task", "--max-per-second", "0"],
+        &empty,
+        &[],
+    )
+    .await
+    .expect(2);
+    assert!(rate.stderr.contains("1..=500"), "{rate:#?}");
     // AWS without credentials: a clear message before any request is made.
     let home = empty.join("home");
     std::fs::create_dir_all(&home).unwrap();
