@@ -19,21 +19,19 @@ def optional_median_ns(name: str, size: str):
     return median_ns(name, size) if path.exists() else None
 
 
+# The signature check alone (no envelope): how low the pure path could go.
+BOUNDS = ["verify_borrowed", "verify_owned"]
+
 print(f"{'body':>10} {'floor (HMAC)':>14} {'pure path':>12} {'ratio':>7}  target <= 1.30")
+bounds = []
 for size in sorted((p.name for p in (root / "prepare").iterdir() if p.name.isdigit()), key=int):
     floor = median_ns("floor_hmac_sha256", size)
     path = median_ns("prepare", size)
     print(f"{int(size):>10} {floor / 1000:>11.1f} us {path / 1000:>9.1f} us {path / floor:>6.2f}x")
-
-# The signature check alone (no envelope): how low the pure path could go.
-bounds = ["verify_borrowed", "verify_owned"]
-rows = []
-for size in sorted((p.name for p in (root / "prepare").iterdir() if p.name.isdigit()), key=int):
-    floor = median_ns("floor_hmac_sha256", size)
-    found = [optional_median_ns(name, size) for name in bounds]
+    found = [optional_median_ns(name, size) for name in BOUNDS]
     if all(found):
-        rows.append(f"{int(size):>10} " + " ".join(f"{t / 1000:>9.2f} us {t / floor:>5.2f}x" for t in found))
-if rows:
+        bounds.append(f"{int(size):>10} " + " ".join(f"{t / 1000:>9.2f} us {t / floor:>5.2f}x" for t in found))
+if bounds:
     print("lower bounds, verification alone (no envelope), as a ratio to the same floor:")
     print(f"{'body':>10} {'borrowed request':>19} {'owned parts freed':>19}")
-    print("\n".join(rows))
+    print("\n".join(bounds))

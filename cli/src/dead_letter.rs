@@ -60,11 +60,6 @@ fn system(m: &Message, name: SysAttr) -> Option<u64> {
     m.attributes()?.get(&name)?.parse().ok()
 }
 
-/// A FIFO message's group.
-pub fn message_group(m: &Message) -> Option<String> {
-    m.attributes()?.get(&SysAttr::MessageGroupId).cloned()
-}
-
 impl DeadLetter {
     /// Reads one DLQ message; `max_receive_count` is the main queue's redrive setting.
     pub fn from_message(m: &Message, max_receive_count: Option<u64>, now_ms: u64) -> Self {

@@ -9,8 +9,9 @@
 //!
 //! Without `--max`, the run is bounded by the DLQ's visible count when it starts, and an
 //! event this run sent back that is dead-lettered again during the run is left for the next
-//! run, so nothing is redriven in a loop and every earlier dead letter gets its turn. On a FIFO DLQ, a message that cannot be sent holds back the rest of its message
-//! group (they stay in the DLQ), so a group never reaches the main queue out of order.
+//! run, so nothing is redriven in a loop and every earlier dead letter gets its turn. On a
+//! FIFO queue, a message that cannot be sent holds back the rest of its message group (they
+//! stay in the DLQ), so a group never reaches the main queue out of order.
 //! `--move-task` (AWS only; moto does not implement it) hands the whole DLQ to SQS's own
 //! StartMessageMoveTask instead, which keeps the dead-letter attributes on the messages.
 //! Must never delete a dead letter that was not sent, and never print a body.
@@ -161,7 +162,9 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                 continue;
             }
             let letter = DeadLetter::from_message(&m, main.max_receive_count, now);
-            let group = dead_letter::message_group(&m);
+            // The message group it goes to (FIFO only), as the send will use it.
+            let out = requeue::for_redrive(queue_url, &m);
+            let group = out.fifo.as_ref().map(|(group, _)| group.clone());
             let event = letter
                 .event_id
                 .clone()
@@ -178,7 +181,6 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                 to_release.insert(message_id, m);
                 continue;
             }
-            let out = requeue::for_redrive(queue_url, &m);
             match requeue::send(&sqs, queue_url, &out).await {
                 Ok(new_id) => {
                     sent_events.extend(event);

@@ -22,6 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Where an event's body is when its processing starts.
+enum Payload<'a> {
+    /// In the envelope (decoded).
+    Here(Vec<u8>),
+    /// Claim-checked: in S3, read only once the event is claimed.
+    InS3(&'a sluice_protocol::claim_check::BodyRef),
+}
+
 /// How a failed record was settled.
 enum Settled {
     /// Moved to the DLQ with its reason: acknowledge it.
@@ -30,15 +38,20 @@ enum Settled {
     Retry { backoff_secs: Option<u32> },
 }
 
-/// What is left of the invocation for the bookkeeping after a record (a release, a
-/// dead-letter send, a visibility change), less a margin: every such call ends by then, so
-/// the invocation never overruns its deadline (and loses its whole batch response).
-fn bookkeeping_left(deadline_ms: u64) -> Duration {
-    Duration::from_millis(
-        deadline_ms
-            .saturating_sub(now_ms())
-            .saturating_sub(COMPLETION_MARGIN.as_millis() as u64),
-    )
+/// Runs one call of a record's bookkeeping (the completion write, a release, a dead-letter
+/// send, a visibility change), cut off shortly before the invocation's deadline: an
+/// invocation that overruns loses its whole batch response. The error as text, for the log.
+async fn before_deadline<T, E: std::fmt::Display>(
+    deadline_ms: u64,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    let left = deadline_ms
+        .saturating_sub(now_ms())
+        .saturating_sub(COMPLETION_MARGIN.as_millis() as u64);
+    match tokio::time::timeout(Duration::from_millis(left), call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out at the invocation's deadline".into()),
+    }
 }
 
 /// `https://sqs.{region}.amazonaws.com/{account}/{name}` from `arn:aws:sqs:{region}:{account}:{name}`.
@@ -165,12 +178,10 @@ impl Consumer {
             }
             d => d,
         };
-        let room = deadline_ms.saturating_sub(now);
-        let needed = (self.config.delivery_timeout + AFTER_DELIVERY_RESERVE).as_millis() as u64;
-        if room < needed {
+        if !self.time_to_deliver(deadline_ms) {
             tracing::error!(
-                invocation_ms = room,
-                needed_ms = needed,
+                invocation_ms = deadline_ms.saturating_sub(now),
+                needed_ms = (self.config.delivery_timeout + AFTER_DELIVERY_RESERVE).as_millis() as u64,
                 "the invocation is too short for a delivery: the function timeout must exceed the delivery timeout (SLUICE_DELIVERY_TIMEOUT_MS) by 2 s; every record is retried"
             );
         }
@@ -342,13 +353,9 @@ impl Consumer {
     ) -> Settled {
         if failure.kind == FailureKind::Permanent {
             if let Some(dlq) = &self.config.dlq_url {
-                let sent = tokio::time::timeout(
-                    bookkeeping_left(deadline_ms),
-                    self.dead_letter(dlq, record, failure, attempt),
-                )
-                .await
-                .unwrap_or_else(|_| Err("timed out at the invocation's deadline".into()));
-                match sent {
+                match before_deadline(deadline_ms, self.dead_letter(dlq, record, failure, attempt))
+                    .await
+                {
                     Ok(()) => return Settled::DeadLettered,
                     Err(e) => {
                         tracing::error!(detail = %e, "could not dead-letter; the redrive policy will")
@@ -360,10 +367,7 @@ impl Consumer {
             self.config
                 .retry
                 .delay_secs(attempt, rand::random::<f64>(), failure.retry_after_secs);
-        let hidden = tokio::time::timeout(bookkeeping_left(deadline_ms), self.hide(record, delay))
-            .await
-            .unwrap_or_else(|_| Err("timed out at the invocation's deadline".into()));
-        match hidden {
+        match before_deadline(deadline_ms, self.hide(record, delay)).await {
             Ok(()) => Settled::Retry {
                 backoff_secs: Some(delay),
             },
@@ -466,19 +470,9 @@ impl Consumer {
     /// Gives up this consumer's claim (a failed or abandoned attempt), bounded by the
     /// deadline; a claim not released expires at the deadline by itself.
     async fn release_claim(&self, key: &str, event_id: &str, deadline_ms: u64) {
-        let released = tokio::time::timeout(
-            bookkeeping_left(deadline_ms),
-            Box::pin(self.claims.release(key, event_id)),
-        )
-        .await;
-        match released {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline")
-            }
-            Err(_) => {
-                tracing::error!(event_key = %key, "releasing the claim did not finish before the deadline; it expires then")
-            }
+        let released = before_deadline(deadline_ms, Box::pin(self.claims.release(key, event_id)));
+        if let Err(e) = released.await {
+            tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
         }
     }
 
@@ -489,6 +483,11 @@ impl Consumer {
             .saturating_sub(AFTER_DELIVERY_RESERVE.as_millis() as u64)
     }
 
+    /// Whether a delivery starting now, at its longest, still ends within the window.
+    fn time_to_deliver(&self, deadline_ms: u64) -> bool {
+        self.delivery_window(deadline_ms) >= self.config.delivery_timeout.as_millis() as u64
+    }
+
     /// Marks a delivered event completed. The write is retried (it is idempotent) until
     /// shortly before the deadline: an event left in progress could be delivered again by
     /// a later copy once its claim expires. Acknowledged either way: it was delivered.
@@ -496,20 +495,10 @@ impl Consumer {
         let mut pause = Duration::from_millis(100);
         loop {
             let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();
-            // Each attempt ends before the deadline, however slow DynamoDB is: an
-            // invocation that times out loses its whole batch response.
-            let left = deadline_ms
-                .saturating_sub(now_ms())
-                .saturating_sub(COMPLETION_MARGIN.as_millis() as u64);
-            let attempt = tokio::time::timeout(
-                Duration::from_millis(left),
-                self.claims.complete(key, expiration),
-            )
-            .await;
-            let e = match attempt {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "timed out at the invocation's deadline".to_string(),
+            // Each attempt ends before the deadline, however slow DynamoDB is.
+            let Err(e) = before_deadline(deadline_ms, self.claims.complete(key, expiration)).await
+            else {
+                return;
             };
             let left = deadline_ms.saturating_sub(now_ms());
             if left < (pause + COMPLETION_MARGIN).as_millis() as u64 {
@@ -537,7 +526,7 @@ impl Consumer {
             )
         })?;
         // Nothing is started (no S3 read, no claim) that could not be finished in time.
-        if self.delivery_window(deadline_ms) < self.config.delivery_timeout.as_millis() as u64 {
+        if !self.time_to_deliver(deadline_ms) {
             return Err(Failure::transient(
                 "deadline",
                 "too little of the invocation left to process the event",
@@ -547,14 +536,17 @@ impl Consumer {
         // so the claim comes first and the body is read from S3 only for an event this
         // consumer will process: a duplicate costs no GET, and is still a duplicate once
         // the payload has expired.
-        let (validation, inline) = match &envelope.body {
-            Body::S3(reference) => (reference.sha256.to_ascii_lowercase(), None),
-            other => {
-                let bytes = other
+        let payload = match &envelope.body {
+            Body::S3(reference) => Payload::InS3(reference),
+            inline => Payload::Here(
+                inline
                     .to_bytes()
-                    .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?;
-                (hex::encode(Sha256::digest(&bytes)), Some(bytes))
-            }
+                    .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?,
+            ),
+        };
+        let validation = match &payload {
+            Payload::Here(bytes) => hex::encode(Sha256::digest(bytes)),
+            Payload::InS3(reference) => reference.sha256.to_ascii_lowercase(),
         };
         let key = envelope.dedup_key();
         let now = now_ms();
@@ -588,9 +580,9 @@ impl Consumer {
             }
         }
 
-        let body = match (inline, &envelope.body) {
-            (Some(bytes), _) => bytes,
-            (None, Body::S3(reference)) => {
+        let body = match payload {
+            Payload::Here(bytes) => bytes,
+            Payload::InS3(reference) => {
                 let fetch = Box::pin(crate::payload::fetch(&self.s3, reference));
                 let window = Duration::from_millis(self.delivery_window(deadline_ms));
                 let fetched = tokio::time::timeout(window, fetch)
@@ -609,8 +601,6 @@ impl Consumer {
                     }
                 }
             }
-            // `inline` is `None` only for a claim-checked body.
-            (None, _) => Vec::new(),
         };
         if let Some(bucket) = &self.config.archive_bucket {
             if let Err(failure) =

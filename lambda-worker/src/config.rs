@@ -71,6 +71,26 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
 }
 
 impl ConsumerConfig {
+    /// A configuration with every optional setting at its default: what [`from_env`] reads
+    /// when the variable is unset. No DLQ, archive or destination secret.
+    ///
+    /// [`from_env`]: ConsumerConfig::from_env
+    pub fn new(sources: SourcesConfig, table: &str) -> Self {
+        ConsumerConfig {
+            sources,
+            table: table.to_string(),
+            destination_secret: None,
+            completed_ttl: Duration::from_secs(7 * 24 * 3600),
+            delivery_timeout: Duration::from_millis(10_000),
+            concurrency: 10,
+            dlq_url: None,
+            queue_url: None,
+            retry: RetryPolicy::default(),
+            archive_bucket: None,
+            destination_secret_arn: None,
+        }
+    }
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let sources = SourcesConfig::from_json(&var("SLUICE_SOURCES")?)
@@ -90,21 +110,29 @@ impl ConsumerConfig {
                 "set either it or SLUICE_DESTINATION_SECRET, not both".into(),
             ));
         }
+        let d = ConsumerConfig::new(sources, &var("SLUICE_TABLE")?);
         Ok(ConsumerConfig {
-            sources,
-            table: var("SLUICE_TABLE")?,
             destination_secret,
-            completed_ttl: Duration::from_secs(number("SLUICE_COMPLETED_TTL_SECS", 7 * 24 * 3600)?),
-            delivery_timeout: Duration::from_millis(number("SLUICE_DELIVERY_TIMEOUT_MS", 10_000)?),
-            concurrency: number("SLUICE_CONCURRENCY", 10)?.clamp(1, 100) as usize,
+            completed_ttl: Duration::from_secs(number(
+                "SLUICE_COMPLETED_TTL_SECS",
+                d.completed_ttl.as_secs(),
+            )?),
+            delivery_timeout: Duration::from_millis(number(
+                "SLUICE_DELIVERY_TIMEOUT_MS",
+                d.delivery_timeout.as_millis() as u64,
+            )?),
+            concurrency: number("SLUICE_CONCURRENCY", d.concurrency as u64)?.clamp(1, 100) as usize,
             dlq_url: optional("SLUICE_DLQ_URL"),
             queue_url: optional("SLUICE_QUEUE_URL"),
             retry: RetryPolicy {
-                base_secs: number("SLUICE_RETRY_BASE_SECS", 5)?.clamp(1, 43_200) as u32,
-                cap_secs: number("SLUICE_RETRY_CAP_SECS", 900)?.clamp(1, 43_200) as u32,
+                base_secs: number("SLUICE_RETRY_BASE_SECS", d.retry.base_secs.into())?
+                    .clamp(1, 43_200) as u32,
+                cap_secs: number("SLUICE_RETRY_CAP_SECS", d.retry.cap_secs.into())?.clamp(1, 43_200)
+                    as u32,
             },
             archive_bucket: optional("SLUICE_ARCHIVE_BUCKET"),
             destination_secret_arn,
+            ..d
         })
     }
 }

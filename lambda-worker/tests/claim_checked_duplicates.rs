@@ -3,38 +3,21 @@
 //! gone (expired), instead of being dead-lettered as `payload_missing`. Real S3 and
 //! DynamoDB semantics (moto), a real HTTP destination.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use lambda_runtime::{Context, LambdaEvent};
+mod support;
+
+use aws_lambda_events::event::sqs::SqsMessage;
 use sha2::Digest as _;
 use sluice_e2e::moto::Moto;
 use sluice_e2e::stack::create_table;
 use sluice_e2e::Destination;
-use sluice_lambda_worker::{Consumer, ConsumerConfig};
+use sluice_lambda_worker::Consumer;
 use sluice_protocol::claim_check::BodyRef;
-use sluice_protocol::retry::RetryPolicy;
-use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, SourcesConfig, ENVELOPE_VERSION};
-use std::time::Duration;
+use sluice_protocol::{Body, Scheme, SourceConfig};
 
+/// A copy of the provider's event `d-big`, its body claim-checked at `reference`.
 fn record(message_id: &str, event_id: &str, reference: &BodyRef) -> SqsMessage {
-    let mut m = SqsMessage::default();
-    m.message_id = Some(message_id.into());
-    m.body = Some(
-        Envelope {
-            v: ENVELOPE_VERSION,
-            id: event_id.into(),
-            source: "github".into(),
-            idempotency_key: Some("d-big".into()),
-            received_at_ms: 1,
-            content_type: Some("application/json".into()),
-            trace_id: None,
-            headers: Default::default(),
-            body: Body::S3(reference.clone()),
-        }
-        .encode(),
-    );
-    m.attributes
-        .insert("ApproximateReceiveCount".into(), "1".into());
-    m
+    let envelope = support::envelope(event_id, "github", "d-big", Body::S3(reference.clone()));
+    support::record(message_id, &envelope.encode())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,37 +56,13 @@ async fn a_copy_of_a_delivered_claim_checked_event_is_a_duplicate_without_its_pa
         aws_sdk_dynamodb::Client::new(&sdk),
         s3.clone(),
         aws_sdk_sqs::Client::new(&sdk),
-        ConsumerConfig {
-            sources: SourcesConfig {
-                sources: vec![SourceConfig::new(
-                    "github",
-                    Scheme::Github,
-                    &format!("{}/big", dest.url),
-                )],
-            },
-            table: "big".into(),
-            destination_secret: None,
-            completed_ttl: Duration::from_secs(3600),
-            delivery_timeout: Duration::from_secs(5),
-            concurrency: 1,
-            dlq_url: None,
-            queue_url: None,
-            retry: RetryPolicy::default(),
-            archive_bucket: None,
-            destination_secret_arn: None,
-        },
+        support::config(
+            SourceConfig::new("github", Scheme::Github, &format!("{}/big", dest.url)),
+            "big",
+        ),
     )
     .unwrap();
-    let handle = |records: Vec<SqsMessage>| {
-        let consumer = consumer.clone();
-        async move {
-            let mut event = SqsEvent::default();
-            event.records = records;
-            consumer
-                .handle(LambdaEvent::new(event, Context::default()))
-                .await
-        }
-    };
+    let handle = |records| support::handle(&consumer, records);
 
     let first = handle(vec![record("m1", "evt_1", &reference)]).await;
     assert!(first.batch_item_failures.is_empty(), "delivered");

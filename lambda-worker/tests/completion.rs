@@ -4,8 +4,8 @@
 //! moto behind a fault proxy that refuses every call for a while, starting the moment the
 //! event has been processed.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use lambda_runtime::{Context, LambdaEvent};
+mod support;
+
 use sha2::Digest as _;
 use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
 use sluice_e2e::moto::Moto;
@@ -13,10 +13,8 @@ use sluice_e2e::stack::create_table;
 use sluice_lambda_worker::claim::{Claim, ClaimStore};
 use sluice_lambda_worker::clock::now_ms;
 use sluice_lambda_worker::outcome::Failure;
-use sluice_lambda_worker::{Consumer, ConsumerConfig, Event, Processor};
-use sluice_protocol::retry::RetryPolicy;
-use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, SourcesConfig, ENVELOPE_VERSION};
-use std::time::Duration;
+use sluice_lambda_worker::{Consumer, Event, Processor};
+use sluice_protocol::{Body, Scheme, SourceConfig};
 
 /// Processes by turning DynamoDB off for the next `refusals` calls: the completion write
 /// that follows meets them.
@@ -53,25 +51,10 @@ async fn a_failed_completion_write_is_retried_until_it_lands() {
         .unwrap();
     let proxy = FaultProxy::start(&moto.endpoint).await.unwrap();
     let through_proxy = sluice_e2e::moto::sdk_config(&proxy.url).await;
-    let config = ConsumerConfig {
-        sources: SourcesConfig {
-            sources: vec![SourceConfig::new(
-                "github",
-                Scheme::Github,
-                "http://127.0.0.1:9/unused",
-            )],
-        },
-        table: "done".into(),
-        destination_secret: None,
-        completed_ttl: Duration::from_secs(3600),
-        delivery_timeout: Duration::from_secs(5),
-        concurrency: 1,
-        dlq_url: None,
-        queue_url: None,
-        retry: RetryPolicy::default(),
-        archive_bucket: None,
-        destination_secret_arn: None,
-    };
+    let config = support::config(
+        SourceConfig::new("github", Scheme::Github, "http://127.0.0.1:9/unused"),
+        "done",
+    );
     let consumer = Consumer::new(
         aws_sdk_dynamodb::Client::new(&through_proxy),
         aws_sdk_s3::Client::new(&direct),
@@ -85,30 +68,9 @@ async fn a_failed_completion_write_is_retried_until_it_lands() {
         refusals: 6,
     }));
 
-    let mut record = SqsMessage::default();
-    record.message_id = Some("m1".into());
-    record.body = Some(
-        Envelope {
-            v: ENVELOPE_VERSION,
-            id: "evt_1".into(),
-            source: "github".into(),
-            idempotency_key: Some("d-1".into()),
-            received_at_ms: 1,
-            content_type: Some("application/json".into()),
-            trace_id: None,
-            headers: Default::default(),
-            body: Body::from_bytes(b"{}"),
-        }
-        .encode(),
-    );
-    record
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "1".into());
-    let mut event = SqsEvent::default();
-    event.records = vec![record];
-    let response = consumer
-        .handle(LambdaEvent::new(event, Context::default()))
-        .await;
+    let envelope = support::envelope("evt_1", "github", "d-1", Body::from_bytes(b"{}"));
+    let record = support::record("m1", &envelope.encode());
+    let response = support::handle(&consumer, vec![record]).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "delivered: acknowledged"

@@ -3,24 +3,21 @@
 //! GET without the body, and its 200 would count as delivered), and a failed request's
 //! detail never carries the destination URL (which can hold a token).
 
+mod support;
+
 use sluice_e2e::{Behaviour, Destination};
 use sluice_lambda_worker::delivery::Deliverer;
 use sluice_lambda_worker::outcome::FailureKind;
-use sluice_protocol::{Body, Envelope, ENVELOPE_VERSION};
+use sluice_protocol::{Body, Envelope};
 use std::time::Duration;
 
 fn envelope() -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: "evt_redirect".into(),
-        source: "orders".into(),
-        idempotency_key: Some("msg_1".into()),
-        received_at_ms: 1_700_000_000_000,
-        content_type: Some("application/json".into()),
-        trace_id: None,
-        headers: Default::default(),
-        body: Body::from_bytes(br#"{"n":1}"#),
-    }
+    support::envelope(
+        "evt_redirect",
+        "orders",
+        "msg_1",
+        Body::from_bytes(br#"{"n":1}"#),
+    )
 }
 
 #[tokio::test]

@@ -3,57 +3,29 @@
 //! real HTTP destination: exactly one delivery. Records that lost the claim race are
 //! reported as batch item failures and, redelivered, are then acknowledged as duplicates.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use lambda_runtime::{Context, LambdaEvent};
+mod support;
+
+use aws_lambda_events::event::sqs::SqsMessage;
 use sluice_e2e::moto::Moto;
 use sluice_e2e::stack::create_table;
 use sluice_e2e::Destination;
 use sluice_lambda_worker::outcome::Failure;
 use sluice_lambda_worker::{Consumer, ConsumerConfig, Event, Processor};
-use sluice_protocol::retry::RetryPolicy;
-use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, SourcesConfig, ENVELOPE_VERSION};
-use std::time::Duration;
+use sluice_protocol::{Body, Scheme, SourceConfig};
 
 fn record(n: usize, body: &str) -> SqsMessage {
-    let mut m = SqsMessage::default();
-    m.message_id = Some(format!("m{n}"));
-    m.body = Some(body.to_string());
-    m.attributes
-        .insert("ApproximateReceiveCount".into(), "1".into());
-    m
+    support::record(&format!("m{n}"), body)
 }
 
 fn envelope(id: &str, key: &str, body: &[u8]) -> String {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: id.into(),
-        source: "github".into(),
-        idempotency_key: Some(key.into()),
-        received_at_ms: 1,
-        content_type: Some("application/json".into()),
-        trace_id: None,
-        headers: Default::default(),
-        body: Body::from_bytes(body),
-    }
-    .encode()
+    support::envelope(id, "github", key, Body::from_bytes(body)).encode()
 }
 
 fn config(destination: &str, table: &str) -> ConsumerConfig {
-    ConsumerConfig {
-        sources: SourcesConfig {
-            sources: vec![SourceConfig::new("github", Scheme::Github, destination)],
-        },
-        table: table.into(),
-        destination_secret: None,
-        completed_ttl: Duration::from_secs(3600),
-        delivery_timeout: Duration::from_secs(5),
-        concurrency: 10,
-        dlq_url: None,
-        queue_url: None,
-        retry: RetryPolicy::default(),
-        archive_bucket: None,
-        destination_secret_arn: None,
-    }
+    support::config(
+        SourceConfig::new("github", Scheme::Github, destination),
+        table,
+    )
 }
 
 /// A user's own processing: records bodies; fails (transiently) on a body saying "fail".
@@ -93,16 +65,13 @@ async fn a_custom_processor_replaces_delivery() {
     )
     .unwrap()
     .with_processor(recorder.clone());
-    let mut event = SqsEvent::default();
-    event.records = vec![
+    let records = vec![
         record(1, &envelope("e1", "k1", b"one")),
         record(2, &envelope("e2", "k1", b"one")),
         record(3, &envelope("e3", "k2", b"two")),
         record(4, &envelope("e4", "k3", b"fail")),
     ];
-    let response = consumer
-        .handle(LambdaEvent::new(event, Context::default()))
-        .await;
+    let response = support::handle(&consumer, records).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -174,11 +143,7 @@ async fn fifty_duplicates_four_consumers_one_delivery() {
         for (consumer, records) in consumers.iter().zip(batches) {
             let consumer = consumer.clone();
             tasks.push(tokio::spawn(async move {
-                let mut event = SqsEvent::default();
-                event.records = records;
-                let mut ctx = Context::default();
-                ctx.deadline = 0;
-                consumer.handle(LambdaEvent::new(event, ctx)).await
+                support::handle(&consumer, records).await
             }));
         }
         let mut failed = std::collections::HashSet::new();

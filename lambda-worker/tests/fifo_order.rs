@@ -4,6 +4,8 @@
 //! the group continues. Real moto FIFO queues, the real local poller, a custom processor
 //! that records the order it saw. Every envelope taken on is archived in S3.
 
+mod support;
+
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use sluice_e2e::moto::Moto;
 use sluice_e2e::stack::create_table;
@@ -12,7 +14,7 @@ use sluice_lambda_worker::local_poller::{self, PollerOptions};
 use sluice_lambda_worker::outcome::Failure;
 use sluice_lambda_worker::{Consumer, ConsumerConfig, Event, Processor};
 use sluice_protocol::retry::RetryPolicy;
-use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, SourcesConfig, ENVELOPE_VERSION};
+use sluice_protocol::{Body, Envelope, Scheme, SourceConfig, ENVELOPE_VERSION};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,18 +101,6 @@ async fn groups_run_in_order_and_stop_at_their_first_failure() {
 
     let recorder = Arc::new(Recorder::default());
     let config = ConsumerConfig {
-        sources: SourcesConfig {
-            sources: vec![SourceConfig::new(
-                "orders",
-                Scheme::StandardWebhooks,
-                "http://127.0.0.1:9/unused",
-            )],
-        },
-        table: "fifo".into(),
-        destination_secret: None,
-        completed_ttl: Duration::from_secs(3600),
-        delivery_timeout: Duration::from_secs(5),
-        concurrency: 10,
         dlq_url: Some(dlq_url.clone()),
         queue_url: Some(queue_url.clone()),
         retry: RetryPolicy {
@@ -118,7 +108,14 @@ async fn groups_run_in_order_and_stop_at_their_first_failure() {
             cap_secs: 1,
         },
         archive_bucket: Some("fifo-archive".into()),
-        destination_secret_arn: None,
+        ..support::config(
+            SourceConfig::new(
+                "orders",
+                Scheme::StandardWebhooks,
+                "http://127.0.0.1:9/unused",
+            ),
+            "fifo",
+        )
     };
     let consumer = Consumer::new(
         aws_sdk_dynamodb::Client::new(&sdk),

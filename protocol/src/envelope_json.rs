@@ -97,7 +97,7 @@ fn version_1(envelope: &Envelope) -> String {
 /// value, an idempotency key, a body kept inside the JSON): those are escaped here.
 fn text(out: Vec<u8>) -> String {
     let text = String::from_utf8(out).unwrap_or_default();
-    if text.as_bytes().contains(&0xEF) && sqs_text::has_non_character(text.as_bytes()) {
+    if sqs_text::has_non_character(text.as_bytes()) {
         return text
             .replace('\u{FFFE}', "\\ufffe")
             .replace('\u{FFFF}', "\\uffff");

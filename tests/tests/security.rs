@@ -551,6 +551,31 @@ fn dechunk(mut body: &[u8]) -> String {
 
 /// A POST to `/hooks/{source}` with raw header lines and body, `Content-Length` as given.
 fn raw_post(source: &str, headers: &[Vec<u8>], content_length: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = raw_head(
+        source,
+        headers,
+        &format!("content-length: {content_length}"),
+    );
+    req.extend_from_slice(body);
+    req
+}
+
+/// `POST /hooks/<source>` with `body` sent in chunks (`Transfer-Encoding: chunked`, no
+/// `Content-Length`): the edge cannot refuse it before reading and must cap the read.
+fn raw_chunked_post(source: &str, headers: &[Vec<u8>], body: &[u8]) -> Vec<u8> {
+    let mut req = raw_head(source, headers, "transfer-encoding: chunked");
+    for chunk in body.chunks(64 * 1024) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    req
+}
+
+/// The request line and headers of a JSON `POST /hooks/<source>`, `headers` as given, then
+/// `framing` (how the body's length is told) and the blank line.
+fn raw_head(source: &str, headers: &[Vec<u8>], framing: &str) -> Vec<u8> {
     let mut req = format!(
         "POST /hooks/{source} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
     )
@@ -559,30 +584,7 @@ fn raw_post(source: &str, headers: &[Vec<u8>], content_length: &str, body: &[u8]
         req.extend_from_slice(h);
         req.extend_from_slice(b"\r\n");
     }
-    req.extend_from_slice(format!("content-length: {content_length}\r\n\r\n").as_bytes());
-    req.extend_from_slice(body);
-    req
-}
-
-/// `POST /hooks/<source>` with `body` sent in chunks (`Transfer-Encoding: chunked`, no
-/// `Content-Length`): the edge cannot refuse it before reading and must cap the read.
-fn raw_chunked_post(source: &str, headers: &[Vec<u8>], body: &[u8]) -> Vec<u8> {
-    let mut req = format!(
-        "POST /hooks/{source} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
-         transfer-encoding: chunked\r\n"
-    )
-    .into_bytes();
-    for h in headers {
-        req.extend_from_slice(h);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"\r\n");
-    for chunk in body.chunks(64 * 1024) {
-        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        req.extend_from_slice(chunk);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
+    req.extend_from_slice(format!("{framing}\r\n\r\n").as_bytes());
     req
 }
 
