@@ -12,10 +12,12 @@
 pub mod archive;
 pub mod aws_error;
 pub mod claim_check;
+pub mod destination;
 pub mod envelope;
 mod envelope_json;
 pub mod event_id;
 pub mod fifo;
+pub mod filter;
 pub mod headers;
 pub mod ingest;
 pub mod ingest_error;
@@ -27,6 +29,7 @@ pub mod signature;
 pub mod source;
 pub mod sqs_text;
 
+pub use destination::{DestinationConfig, DEFAULT_DESTINATION};
 pub use envelope::{Body, Envelope, EnvelopeError, ENVELOPE_VERSION, ENVELOPE_VERSION_1};
 pub use envelope_json::Encoded;
 pub use headers::HeaderMap;

@@ -14,6 +14,10 @@ pub const EVENT_ID: &str = "sluice-event-id";
 pub const IDEMPOTENCY_KEY: &str = "sluice-idempotency-key";
 /// Trace id attribute.
 pub const TRACE_ID: &str = "sluice-trace-id";
+/// The one destination a message is for: set on a dead letter that failed at one
+/// destination only (and kept by a redrive), and by `sluice replay --destination`. The
+/// consumer then considers that destination alone. Absent: every destination.
+pub const DESTINATION: &str = "sluice-destination";
 /// Why the consumer dead-lettered a message (`delivery_status`, `integrity`, …).
 pub const FAILURE_REASON: &str = "sluice-failure-reason";
 /// The failure's detail, safe to show (no body, no secret).

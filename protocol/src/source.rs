@@ -5,6 +5,7 @@
 //! `.dev.vars` locally) under the name [`SourceConfig::secret_var`]. A config error names the
 //! source and the field at fault.
 
+use crate::destination::{check_name, DestinationConfig, DEFAULT_DESTINATION, MAX_DESTINATIONS};
 use crate::signature::{GenericHmac, Scheme, SchemeOptions};
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +22,14 @@ pub struct SourceConfig {
     pub name: String,
     /// How the provider signs its requests.
     pub scheme: Scheme,
-    /// Where the consumer delivers accepted events (HTTP POST).
-    pub destination: String,
+    /// The old single-destination form: one destination named `default` at this URL.
+    /// Read only: [`SourcesConfig::from_json`] turns it into [`SourceConfig::destinations`],
+    /// so a parsed config always has `None` here.
+    #[serde(default, skip_serializing)]
+    pub destination: Option<String>,
+    /// Where the consumer delivers accepted events (HTTP POST), each with its own filter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<DestinationConfig>,
     /// Largest body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
@@ -61,7 +68,8 @@ impl SourceConfig {
         SourceConfig {
             name: name.to_string(),
             scheme,
-            destination: destination.to_string(),
+            destination: None,
+            destinations: vec![DestinationConfig::new(DEFAULT_DESTINATION, destination)],
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             tolerance_secs: DEFAULT_TOLERANCE_SECS,
             content_types: Vec::new(),
@@ -85,6 +93,11 @@ impl SourceConfig {
             generic: self.generic.as_ref(),
             external_macs: None,
         }
+    }
+
+    /// The destination called `name`, if declared.
+    pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
+        self.destinations.iter().find(|d| d.name == name)
     }
 
     /// Whether `content_type` (a `Content-Type` header value, parameters allowed) is allowed.
@@ -112,6 +125,13 @@ pub fn secret_var(source: &str) -> String {
     out
 }
 
+fn name_or_index(name: &str, index: usize) -> String {
+    match check_name(name) {
+        Ok(()) => name.to_string(),
+        Err(_) => format!("#{index}"),
+    }
+}
+
 /// Every configured source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,15 +154,44 @@ pub enum ConfigError {
         field: &'static str,
         reason: &'static str,
     },
+    /// `destination` is the destination's name, or `#index` when the name is at fault.
+    #[error("source `{source_name}`: destination `{destination}`: field `{field}`: {reason}")]
+    BadDestination {
+        source_name: String,
+        destination: String,
+        field: String,
+        reason: String,
+    },
 }
 
 impl SourcesConfig {
-    /// Parses and validates the JSON form.
+    /// Parses and validates the JSON form. A source's old `destination` URL becomes its one
+    /// destination, named `default`.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let config: SourcesConfig =
+        let mut config: SourcesConfig =
             serde_json::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        config.normalise()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Moves each source's `destination` URL into `destinations` (as `default`).
+    fn normalise(&mut self) -> Result<(), ConfigError> {
+        for (index, s) in self.sources.iter_mut().enumerate() {
+            let Some(url) = s.destination.take() else {
+                continue;
+            };
+            if !s.destinations.is_empty() {
+                return Err(ConfigError::BadField {
+                    source_name: name_or_index(&s.name, index),
+                    field: "destination",
+                    reason: "give either `destination` or `destinations`, not both",
+                });
+            }
+            s.destinations
+                .push(DestinationConfig::new(DEFAULT_DESTINATION, &url));
+        }
+        Ok(())
     }
 
     /// Checks names, uniqueness and field ranges.
@@ -174,8 +223,47 @@ impl SourcesConfig {
                 field,
                 reason,
             };
-            if !(s.destination.starts_with("http://") || s.destination.starts_with("https://")) {
-                return Err(bad("destination", "must be an http:// or https:// URL"));
+            if s.destination.is_some() {
+                return Err(bad(
+                    "destination",
+                    "give either `destination` or `destinations`, not both",
+                ));
+            }
+            if s.destinations.is_empty() {
+                return Err(bad(
+                    "destinations",
+                    "a source needs `destination` (a URL) or at least one of `destinations`",
+                ));
+            }
+            if s.destinations.len() > MAX_DESTINATIONS {
+                return Err(bad("destinations", "at most 50 destinations per source"));
+            }
+            for (i, d) in s.destinations.iter().enumerate() {
+                let label = match check_name(&d.name) {
+                    Ok(()) => d.name.clone(),
+                    Err(_) => format!("#{i}"),
+                };
+                let legacy_default = s.destinations.len() == 1 && d.name == DEFAULT_DESTINATION;
+                if let Err(e) = d.validate() {
+                    // The old form's messages stay as they were: `field `destination``.
+                    if legacy_default && e.field == "url" {
+                        return Err(bad("destination", "must be an http:// or https:// URL"));
+                    }
+                    return Err(ConfigError::BadDestination {
+                        source_name: s.name.clone(),
+                        destination: label,
+                        field: e.field,
+                        reason: e.reason,
+                    });
+                }
+                if s.destinations[..i].iter().any(|o| o.name == d.name) {
+                    return Err(ConfigError::BadDestination {
+                        source_name: s.name.clone(),
+                        destination: label,
+                        field: "name".into(),
+                        reason: "declared twice in this source".into(),
+                    });
+                }
             }
             if s.max_body_bytes == 0 {
                 return Err(bad("max_body_bytes", "must be greater than 0"));
@@ -288,6 +376,80 @@ mod tests {
                 .starts_with("source `g`: field `generic.template`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_old_destination_is_the_default_destination() {
+        let c = SourcesConfig::from_json(OK).unwrap();
+        let gh = c.get("github").unwrap();
+        assert_eq!(gh.destination, None);
+        assert_eq!(
+            gh.destinations,
+            [DestinationConfig::new("default", "https://example.com/gh")]
+        );
+        assert_eq!(
+            gh,
+            &SourceConfig::new("github", Scheme::Github, "https://example.com/gh")
+        );
+        // What it writes reads back the same.
+        assert_eq!(SourcesConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn destinations_are_validated_naming_source_destination_and_field() {
+        let c = SourcesConfig::from_json(
+            r#"{"sources":[{"name":"stripe","scheme":"stripe","destinations":[
+                {"name":"billing","url":"https://b.example/h","filter":{"body":{"type":{"$startsWith":"invoice."}}}},
+                {"name":"audit","url":"https://a.example/h"}]}]}"#,
+        )
+        .unwrap();
+        let s = c.get("stripe").unwrap();
+        assert_eq!(s.destinations.len(), 2);
+        assert!(s.destination("audit").is_some());
+        assert!(s.destination("default").is_none());
+
+        let err = |json: &str| SourcesConfig::from_json(json).unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"sources":[{"name":"s","scheme":"github","destination":"http://x/a",
+                "destinations":[{"name":"a","url":"http://x/a"}]}]}"#),
+            "source `s`: field `destination`: give either `destination` or `destinations`, not both"
+        );
+        assert!(err(r#"{"sources":[{"name":"s","scheme":"github"}]}"#)
+            .starts_with("source `s`: field `destinations`"));
+        assert!(
+            err(r#"{"sources":[{"name":"s","scheme":"github","destinations":[]}]}"#)
+                .starts_with("source `s`: field `destinations`")
+        );
+        assert_eq!(
+            err(
+                r#"{"sources":[{"name":"s","scheme":"github","destinations":[
+                {"name":"a","url":"http://x/a"},{"name":"a","url":"http://x/b"}]}]}"#
+            ),
+            "source `s`: destination `a`: field `name`: declared twice in this source"
+        );
+        assert!(err(
+            r#"{"sources":[{"name":"s","scheme":"github","destinations":[
+                {"name":"A B","url":"http://x/a"}]}]}"#
+        )
+        .starts_with("source `s`: destination `#0`: field `name`"));
+        assert!(err(
+            r#"{"sources":[{"name":"s","scheme":"github","destinations":[
+                {"name":"a","url":"mailto:x"}]}]}"#
+        )
+        .starts_with("source `s`: destination `a`: field `url`"));
+        let filter = err(
+            r#"{"sources":[{"name":"s","scheme":"github","destinations":[
+                {"name":"a","url":"http://x/a","filter":{"body":{"type":{"$regexp":"x"}}}}]}]}"#,
+        );
+        assert!(
+            filter.starts_with("source `s`: destination `a`: field `filter.body.type"),
+            "{filter}"
+        );
+        assert!(err(
+            r#"{"sources":[{"name":"s","scheme":"github","destinations":[
+                {"name":"a","url":"http://x/a","headers":{"authorization":"Bearer x"}}]}]}"#
+        )
+        .starts_with("source `s`: destination `a`: field `headers.authorization`"));
     }
 
     #[test]
