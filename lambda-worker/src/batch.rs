@@ -4,68 +4,53 @@
 //! panic fails that record only. A record is acknowledged when its event was delivered now
 //! or before; every other outcome is a batch item failure.
 
-use crate::claim::{Claim, ClaimStore};
+use crate::claim::ClaimStore;
 use crate::clock::now_ms;
 use crate::config::ConsumerConfig;
 use crate::delivery::Deliverer;
-use crate::outcome::{Done, Failure, FailureKind};
-use crate::processor::{Event, Processor};
+use crate::fan_out::{EventOutcome, PairOutcome, PairResult};
+use crate::outcome::{Failure, FailureKind};
+use crate::processor::Processor;
+use crate::routes::Routes;
+use crate::settle::{before_deadline, Settled};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_runtime::LambdaEvent;
-use sha2::{Digest, Sha256};
-use sluice_protocol::queue_attributes::{
-    is_dead_letter_attribute, ATTEMPTS, FAILURE_DETAIL, FAILURE_REASON, LAST_STATUS,
-};
-use sluice_protocol::{Body, Envelope};
+use sluice_protocol::queue_attributes::DESTINATION;
+use sluice_protocol::Envelope;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Where an event's body is when its processing starts.
-enum Payload<'a> {
-    /// In the envelope (decoded).
-    Here(Vec<u8>),
-    /// Claim-checked: in S3, read only once the event is claimed.
-    InS3(&'a sluice_protocol::claim_check::BodyRef),
+/// How one record was settled, for its lane.
+struct RecordSettled {
+    /// Nothing waits: acknowledge it.
+    ack: bool,
+    /// It failed as a whole (not per destination).
+    whole: bool,
+    /// The destinations it still waits for.
+    waiting: Vec<String>,
 }
 
-/// How a failed record was settled.
-enum Settled {
-    /// Moved to the DLQ with its reason: acknowledge it.
-    DeadLettered,
-    /// Left for redelivery, hidden for `backoff_secs` when that could be set.
-    Retry { backoff_secs: Option<u32> },
-}
-
-/// Runs one call of a record's bookkeeping (the completion write, a release, a dead-letter
-/// send, a visibility change), cut off shortly before the invocation's deadline: an
-/// invocation that overruns loses its whole batch response. The error as text, for the log.
-async fn before_deadline<T, E: std::fmt::Display>(
-    deadline_ms: u64,
-    call: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    let left = deadline_ms
-        .saturating_sub(now_ms())
-        .saturating_sub(COMPLETION_MARGIN.as_millis() as u64);
-    match tokio::time::timeout(Duration::from_millis(left), call).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("timed out at the invocation's deadline".into()),
+impl RecordSettled {
+    fn whole_failure() -> Self {
+        RecordSettled {
+            ack: false,
+            whole: true,
+            waiting: Vec::new(),
+        }
     }
 }
 
-/// `https://sqs.{region}.amazonaws.com/{account}/{name}` from `arn:aws:sqs:{region}:{account}:{name}`.
-pub fn queue_url_from_arn(arn: &str) -> Option<String> {
-    let mut parts = arn.split(':');
-    let (_, _, service, region, account, name) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    (service == "sqs").then(|| format!("https://sqs.{region}.amazonaws.com/{account}/{name}"))
+/// What every log line about one record carries.
+#[derive(Clone, Copy)]
+struct LogContext<'a> {
+    message_id: &'a str,
+    key: &'a str,
+    event_id: &'a str,
+    source: &'a str,
+    trace_id: &'a str,
+    attempt: u32,
 }
 
 /// Kept free after the longest delivery, before the invocation's deadline (which is also
@@ -77,7 +62,7 @@ const AFTER_DELIVERY_RESERVE: Duration = Duration::from_secs(2);
 
 /// Retries of a failed completion write, and every other call after a record's processing,
 /// stop this long before the deadline.
-const COMPLETION_MARGIN: Duration = Duration::from_millis(500);
+pub(crate) const COMPLETION_MARGIN: Duration = Duration::from_millis(500);
 
 /// How long a claim stays valid when the caller gives no invocation deadline.
 const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
@@ -85,11 +70,12 @@ const DEFAULT_CLAIM_WINDOW: Duration = Duration::from_secs(30);
 /// Everything one consumer process needs, shared by all its invocations.
 #[derive(Clone)]
 pub struct Consumer {
-    claims: ClaimStore,
-    s3: aws_sdk_s3::Client,
-    sqs: aws_sdk_sqs::Client,
-    processor: Arc<dyn Processor>,
-    config: ConsumerConfig,
+    pub(crate) claims: ClaimStore,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) processor: Arc<dyn Processor>,
+    pub(crate) config: ConsumerConfig,
+    pub(crate) routes: Arc<Routes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +86,8 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     DestinationSecret(#[from] crate::destination_secret::DestinationSecretError),
+    #[error(transparent)]
+    Route(#[from] crate::routes::RouteError),
 }
 
 impl Consumer {
@@ -115,9 +103,15 @@ impl Consumer {
             .operation_timeout(Duration::from_secs(20))
             .build();
         let sdk = aws_config::from_env().timeout_config(timeouts).load().await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         if let Some(arn) = &config.destination_secret_arn {
-            let client = aws_sdk_secretsmanager::Client::new(&sdk);
-            config.destination_secret = Some(crate::destination_secret::fetch(&client, arn).await?);
+            config.destination_secret =
+                Some(crate::destination_secret::fetch(&secrets, arn).await?);
+        }
+        // Every secret a route refers to (header values, signing secrets), once, now.
+        if !crate::routes::secret_arns(&config.sources).is_empty() {
+            config.secret_values =
+                crate::routes::fetch_secret_values(&secrets, &config.sources).await?;
         }
         // A custom endpoint (the local stack) serves buckets path-style.
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
@@ -141,7 +135,14 @@ impl Consumer {
         sqs: aws_sdk_sqs::Client,
         config: ConsumerConfig,
     ) -> Result<Arc<Self>, StartError> {
+        let routes = Routes::build(
+            &config.sources,
+            &config.secret_values,
+            config.delivery_timeout,
+            |var| std::env::var(var).ok(),
+        )?;
         Ok(Arc::new(Consumer {
+            routes: Arc::new(routes),
             claims: ClaimStore::new(dynamodb, config.table.clone()),
             s3,
             sqs,
@@ -220,10 +221,12 @@ impl Consumer {
     }
 
     /// Runs one lane's records in order, each in its own task (a panic fails that record
-    /// only). In an ordered lane (a FIFO message group) the first record that is not
-    /// acknowledged stops the lane: the records behind it are not processed, reported as
-    /// failures and made visible again at once, so they follow it, in order, when it is
-    /// retried (SQS holds a group back while one of its messages is in flight).
+    /// only). In an ordered lane (a FIFO message group) order is kept per destination: once
+    /// a record leaves a destination waiting, the records behind it are not delivered
+    /// there (they are held back, reported as failures and made visible again at once, so
+    /// they follow it, in order, when it is retried: SQS holds a group back while one of
+    /// its messages is in flight); other destinations still get them. A record that failed
+    /// as a whole holds back everything behind it.
     async fn run_lane(
         self: Arc<Self>,
         lane: crate::lanes::Lane,
@@ -232,6 +235,7 @@ impl Consumer {
     ) -> Vec<(String, bool)> {
         let mut results = Vec::with_capacity(lane.records.len());
         let mut blocked_by: Option<String> = None;
+        let mut held: HashSet<String> = HashSet::new();
         for record in lane.records {
             let id = record.message_id.clone().unwrap_or_default();
             if let Some(first) = &blocked_by {
@@ -244,28 +248,42 @@ impl Consumer {
             }
             let permit = Arc::clone(&permits).acquire_owned().await;
             let consumer = Arc::clone(&self);
+            let held_now = held.clone();
             let task = tokio::spawn(async move {
                 let _permit = permit;
-                consumer.process_logged(&record, deadline_ms).await
+                consumer
+                    .process_logged(&record, &held_now, deadline_ms)
+                    .await
             });
-            let ok = match task.await {
-                Ok(ok) => ok,
+            let settled = match task.await {
+                Ok(settled) => settled,
                 Err(join) => {
                     tracing::error!(message_id = %id, outcome = "panic", detail = %join, "record processing panicked");
-                    false
+                    RecordSettled::whole_failure()
                 }
             };
-            if !ok && lane.group.is_some() {
-                blocked_by = Some(id.clone());
+            if !settled.ack && lane.group.is_some() {
+                if settled.whole {
+                    blocked_by = Some(id.clone());
+                } else {
+                    held.extend(settled.waiting);
+                }
             }
-            results.push((id, ok));
+            results.push((id, settled.ack));
         }
         results
     }
 
-    /// Processes one record, settles its failure (dead-letter or back off) and logs and
-    /// measures the outcome; true when the record can be acknowledged.
-    async fn process_logged(&self, record: &SqsMessage, deadline_ms: u64) -> bool {
+    /// Processes one record through its destinations, settles each pair (delivered,
+    /// dead-lettered for that destination, or waiting) and the record (acknowledged once
+    /// nothing waits, otherwise hidden until its next attempt), and logs and measures
+    /// every outcome.
+    async fn process_logged(
+        &self,
+        record: &SqsMessage,
+        held: &HashSet<String>,
+        deadline_ms: u64,
+    ) -> RecordSettled {
         let started = now_ms();
         let attempt = record
             .attributes
@@ -273,6 +291,11 @@ impl Consumer {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(1);
         let message_id = record.message_id.as_deref().unwrap_or("");
+        let only = record
+            .message_attributes
+            .get(DESTINATION)
+            .and_then(|a| a.string_value.as_deref())
+            .filter(|v| !v.is_empty());
         let envelope = record
             .body
             .as_deref()
@@ -297,179 +320,195 @@ impl Consumer {
                 None,
             ),
         };
-        let result = match &envelope {
+        let outcome = match &envelope {
             Ok(e) => {
-                self.process(e, record.body.as_deref().unwrap_or_default(), deadline_ms)
-                    .await
+                let queued = record.body.as_deref().unwrap_or_default();
+                self.fan_out(e, queued, only, held, deadline_ms).await
             }
-            Err(f) => Err(f.clone()),
+            Err(f) => EventOutcome::Message(f.clone()),
         };
-        let latency_ms = now_ms().saturating_sub(started);
         let age_ms = received_at.map(|r| now_ms().saturating_sub(r));
-        let (ack, outcome) = match result {
-            Ok(done) => {
-                let outcome = match done {
-                    Done::Delivered => "delivered",
-                    Done::Duplicate => "duplicate",
-                };
-                tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, latency_ms, age_ms, "event done");
-                (true, outcome)
-            }
-            Err(failure) => {
+        let log = LogContext {
+            message_id,
+            key: &key,
+            event_id: &event_id,
+            source: &source,
+            trace_id: &trace_id,
+            attempt,
+        };
+        match outcome {
+            EventOutcome::Message(failure) => {
+                let latency_ms = now_ms().saturating_sub(started);
                 let settled =
-                    Box::pin(self.settle_failure(record, &failure, attempt, deadline_ms)).await;
+                    Box::pin(self.settle_failure(record, &failure, attempt, None, deadline_ms))
+                        .await;
                 let (ack, outcome, backoff_secs) = match settled {
                     Settled::DeadLettered => (true, "dead_lettered", None),
                     Settled::Retry { backoff_secs } => (false, "retried", backoff_secs),
                 };
-                // The jitter's ceiling for this attempt: what grows from retry to retry.
                 let backoff_ceiling_secs =
                     backoff_secs.map(|_| self.config.retry.ceiling_secs(attempt));
                 tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, backoff_ceiling_secs, latency_ms, "event failed");
-                (ack, outcome)
+                println!(
+                    "{}",
+                    crate::telemetry::event_metric(&source, only, outcome, None, None)
+                );
+                RecordSettled {
+                    ack,
+                    whole: true,
+                    waiting: Vec::new(),
+                }
             }
-        };
-        let delivered = matches!(outcome, "delivered");
-        println!(
-            "{}",
-            crate::telemetry::event_metric(
-                &source,
-                outcome,
-                delivered.then_some(latency_ms),
-                if delivered { age_ms } else { None },
-            )
-        );
-        ack
-    }
-
-    /// Dead-letters a permanent failure at once (when a DLQ is configured); otherwise hides
-    /// the record for a backoff delay and leaves it to be redelivered.
-    async fn settle_failure(
-        &self,
-        record: &SqsMessage,
-        failure: &Failure,
-        attempt: u32,
-        deadline_ms: u64,
-    ) -> Settled {
-        if failure.kind == FailureKind::Permanent {
-            if let Some(dlq) = &self.config.dlq_url {
-                match before_deadline(deadline_ms, self.dead_letter(dlq, record, failure, attempt))
+            EventOutcome::Filtered { body_not_json } => {
+                let latency_ms = now_ms().saturating_sub(started);
+                tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome = "filtered", body_not_json, latency_ms, "event matched no destination");
+                println!(
+                    "{}",
+                    crate::telemetry::filtered_metric(&source, body_not_json)
+                );
+                RecordSettled {
+                    ack: true,
+                    whole: false,
+                    waiting: Vec::new(),
+                }
+            }
+            EventOutcome::Pairs(pairs) => {
+                self.settle_pairs(record, pairs, &log, age_ms, deadline_ms)
                     .await
-                {
-                    Ok(()) => return Settled::DeadLettered,
-                    Err(e) => {
-                        tracing::error!(detail = %e, "could not dead-letter; the redrive policy will")
-                    }
-                }
-            }
-        }
-        let delay =
-            self.config
-                .retry
-                .delay_secs(attempt, rand::random::<f64>(), failure.retry_after_secs);
-        match before_deadline(deadline_ms, self.hide(record, delay)).await {
-            Ok(()) => Settled::Retry {
-                backoff_secs: Some(delay),
-            },
-            Err(e) => {
-                tracing::warn!(detail = %e, "could not change visibility; the queue's timeout applies");
-                Settled::Retry { backoff_secs: None }
             }
         }
     }
 
-    /// Sends the record to the DLQ with why it failed.
-    async fn dead_letter(
+    /// Settles each destination's outcome of one record, then the record: dead-letters a
+    /// permanent failure for its destination only (a copy naming it), and hides the record
+    /// until the earliest retry when any destination still waits.
+    async fn settle_pairs(
         &self,
-        dlq_url: &str,
         record: &SqsMessage,
-        failure: &Failure,
-        attempt: u32,
-    ) -> Result<(), String> {
-        let attr = |v: String| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(v)
-                .build()
-                .map_err(|e| e.to_string())
-        };
-        let mut send = self
-            .sqs
-            .send_message()
-            .queue_url(dlq_url)
-            .message_body(record.body.clone().unwrap_or_default());
-        for (name, value) in &record.message_attributes {
-            if let (Some(v), false) = (&value.string_value, is_dead_letter_attribute(name)) {
-                send = send.message_attributes(name, attr(v.clone())?);
+        pairs: Vec<PairOutcome>,
+        log: &LogContext<'_>,
+        age_ms: Option<u64>,
+        deadline_ms: u64,
+    ) -> RecordSettled {
+        let LogContext {
+            message_id,
+            key,
+            event_id,
+            source,
+            trace_id,
+            attempt,
+        } = *log;
+        let mut waiting = Vec::new();
+        // The longest Retry-After any waiting destination asked for, and whether any
+        // waits for a retry of its own (not just behind an earlier FIFO record).
+        let mut retry_after: Option<u32> = None;
+        let mut retrying = false;
+        let mut dead_lettered = Vec::new();
+        for p in &pairs {
+            if let PairResult::Failed(failure) = &p.result {
+                let dead = failure.kind == FailureKind::Permanent
+                    && match &self.config.dlq_url {
+                        Some(dlq) => {
+                            let sent = before_deadline(
+                                deadline_ms,
+                                self.dead_letter(
+                                    dlq,
+                                    record,
+                                    failure,
+                                    attempt,
+                                    Some(&p.destination),
+                                ),
+                            )
+                            .await;
+                            match sent {
+                                Ok(()) => true,
+                                Err(e) => {
+                                    tracing::error!(destination = %p.destination, detail = %e, "could not dead-letter; the record is retried");
+                                    false
+                                }
+                            }
+                        }
+                        None => false,
+                    };
+                if dead {
+                    dead_lettered.push(p.destination.clone());
+                } else {
+                    retrying = true;
+                    retry_after = retry_after.max(failure.retry_after_secs);
+                    waiting.push(p.destination.clone());
+                }
+            } else if matches!(p.result, PairResult::HeldBack) {
+                waiting.push(p.destination.clone());
             }
         }
-        // SQS refuses some characters in attributes as in bodies: replaced, so the dead
-        // letter is never refused for its explanation.
-        let detail: String = failure
-            .detail
-            .chars()
-            .take(256)
-            .map(|c| {
-                if sluice_protocol::sqs_text::is_queueable_char(c) {
-                    c
-                } else {
-                    char::REPLACEMENT_CHARACTER
+        let backoff_secs = if waiting.is_empty() {
+            None
+        } else {
+            let delay = if retrying {
+                self.config
+                    .retry
+                    .delay_secs(attempt, rand::random::<f64>(), retry_after)
+            } else {
+                0
+            };
+            match before_deadline(deadline_ms, self.hide(record, delay)).await {
+                Ok(()) => Some(delay),
+                Err(e) => {
+                    tracing::warn!(detail = %e, "could not change visibility; the queue's timeout applies");
+                    None
                 }
-            })
-            .collect();
-        send = send
-            .message_attributes(FAILURE_REASON, attr(failure.reason.to_string())?)
-            .message_attributes(FAILURE_DETAIL, attr(detail)?)
-            .message_attributes(ATTEMPTS, attr(attempt.to_string())?);
-        if let Some(status) = failure.status {
-            send = send.message_attributes(LAST_STATUS, attr(status.to_string())?);
-        }
-        if dlq_url.ends_with(".fifo") {
-            // A FIFO DLQ needs a group (kept, so redrive restores it) and a deduplication id.
-            let group = record.attributes.get("MessageGroupId").cloned();
-            let dedup = record
-                .attributes
-                .get("MessageDeduplicationId")
-                .cloned()
-                .or_else(|| record.message_id.clone());
-            send = send
-                .set_message_group_id(group)
-                .set_message_deduplication_id(dedup);
-        }
-        send.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
-    }
-
-    /// Hides the record for `delay_secs` (its next attempt), via ChangeMessageVisibility.
-    async fn hide(&self, record: &SqsMessage, delay_secs: u32) -> Result<(), String> {
-        let receipt = record
-            .receipt_handle
-            .as_deref()
-            .ok_or("record has no receipt handle")?;
-        let queue_url = match &self.config.queue_url {
-            Some(url) => url.clone(),
-            None => record
-                .event_source_arn
-                .as_deref()
-                .and_then(queue_url_from_arn)
-                .ok_or("no SLUICE_QUEUE_URL and no usable eventSourceARN")?,
+            }
         };
-        self.sqs
-            .change_message_visibility()
-            .queue_url(queue_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(delay_secs as i32)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+        let backoff_ceiling_secs = backoff_secs
+            .filter(|_| retrying)
+            .map(|_| self.config.retry.ceiling_secs(attempt));
+        for p in &pairs {
+            let destination = p.destination.as_str();
+            let latency_ms = p.latency_ms;
+            let outcome = match &p.result {
+                PairResult::Delivered => "delivered",
+                PairResult::Duplicate => "duplicate",
+                PairResult::HeldBack => "held_back",
+                PairResult::Failed(_) if dead_lettered.iter().any(|d| d == destination) => {
+                    "dead_lettered"
+                }
+                PairResult::Failed(_) => "retried",
+            };
+            match &p.result {
+                PairResult::Delivered | PairResult::Duplicate => {
+                    tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, latency_ms, age_ms, "event done");
+                }
+                PairResult::HeldBack => {
+                    tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, "not delivered here: an earlier record of its message group waits for this destination");
+                }
+                PairResult::Failed(failure) => {
+                    tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, backoff_ceiling_secs, latency_ms, "event failed");
+                }
+            }
+            if outcome != "held_back" {
+                let delivered = outcome == "delivered";
+                println!(
+                    "{}",
+                    crate::telemetry::event_metric(
+                        source,
+                        Some(destination),
+                        outcome,
+                        delivered.then_some(latency_ms),
+                        if delivered { age_ms } else { None },
+                    )
+                );
+            }
+        }
+        RecordSettled {
+            ack: waiting.is_empty(),
+            whole: false,
+            waiting,
+        }
     }
 
     /// Gives up this consumer's claim (a failed or abandoned attempt), bounded by the
     /// deadline; a claim not released expires at the deadline by itself.
-    async fn release_claim(&self, key: &str, event_id: &str, deadline_ms: u64) {
+    pub(crate) async fn release_claim(&self, key: &str, event_id: &str, deadline_ms: u64) {
         let released = before_deadline(deadline_ms, Box::pin(self.claims.release(key, event_id)));
         if let Err(e) = released.await {
             tracing::error!(event_key = %key, detail = %e, "could not release claim; it expires at the invocation deadline");
@@ -477,21 +516,21 @@ impl Consumer {
     }
 
     /// How long a delivery starting now may take: up to the deadline, less the reserve.
-    fn delivery_window(&self, deadline_ms: u64) -> u64 {
+    pub(crate) fn delivery_window(&self, deadline_ms: u64) -> u64 {
         deadline_ms
             .saturating_sub(now_ms())
             .saturating_sub(AFTER_DELIVERY_RESERVE.as_millis() as u64)
     }
 
     /// Whether a delivery starting now, at its longest, still ends within the window.
-    fn time_to_deliver(&self, deadline_ms: u64) -> bool {
+    pub(crate) fn time_to_deliver(&self, deadline_ms: u64) -> bool {
         self.delivery_window(deadline_ms) >= self.config.delivery_timeout.as_millis() as u64
     }
 
     /// Marks a delivered event completed. The write is retried (it is idempotent) until
     /// shortly before the deadline: an event left in progress could be delivered again by
     /// a later copy once its claim expires. Acknowledged either way: it was delivered.
-    async fn mark_completed(&self, key: &str, deadline_ms: u64) {
+    pub(crate) async fn mark_completed(&self, key: &str, deadline_ms: u64) {
         let mut pause = Duration::from_millis(100);
         loop {
             let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();
@@ -509,158 +548,5 @@ impl Consumer {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
-    }
-
-    // The AWS SDK's futures are large (kilobytes of state each): the calls off the happy
-    // path are boxed, so the per-record task tokio moves around stays small.
-    async fn process(
-        &self,
-        envelope: &Envelope,
-        queued: &str,
-        deadline_ms: u64,
-    ) -> Result<Done, Failure> {
-        let source = self.config.sources.get(&envelope.source).ok_or_else(|| {
-            Failure::permanent(
-                "unknown_source",
-                format!("no source `{}` is configured", envelope.source),
-            )
-        })?;
-        // Nothing is started (no S3 read, no claim) that could not be finished in time.
-        if !self.time_to_deliver(deadline_ms) {
-            return Err(Failure::transient(
-                "deadline",
-                "too little of the invocation left to process the event",
-            ));
-        }
-        // The claim records the body's SHA-256. A claim-checked body's is in its reference,
-        // so the claim comes first and the body is read from S3 only for an event this
-        // consumer will process: a duplicate costs no GET, and is still a duplicate once
-        // the payload has expired.
-        let payload = match &envelope.body {
-            Body::S3(reference) => Payload::InS3(reference),
-            inline => Payload::Here(
-                inline
-                    .to_bytes()
-                    .map_err(|e| Failure::permanent("malformed_envelope", e.to_string()))?,
-            ),
-        };
-        let validation = match &payload {
-            Payload::Here(bytes) => hex::encode(Sha256::digest(bytes)),
-            Payload::InS3(reference) => reference.sha256.to_ascii_lowercase(),
-        };
-        let key = envelope.dedup_key();
-        let now = now_ms();
-        let expiration = now / 1000 + self.config.completed_ttl.as_secs();
-        let claim = self
-            .claims
-            .claim(
-                &key,
-                &envelope.id,
-                &validation,
-                now,
-                deadline_ms,
-                expiration,
-            )
-            .await
-            .map_err(|e| Failure::transient("idempotency_store", e.to_string()))?;
-        match claim {
-            Claim::Acquired => {}
-            Claim::AlreadyCompleted => return Ok(Done::Duplicate),
-            Claim::InProgressElsewhere => {
-                return Err(Failure::transient(
-                    "in_progress",
-                    "another consumer holds this event",
-                ))
-            }
-            Claim::PayloadMismatch => {
-                return Err(Failure::permanent(
-                    "validation",
-                    "this idempotency key was seen with a different payload",
-                ))
-            }
-        }
-
-        let body = match payload {
-            Payload::Here(bytes) => bytes,
-            Payload::InS3(reference) => {
-                let fetch = Box::pin(crate::payload::fetch(&self.s3, reference));
-                let window = Duration::from_millis(self.delivery_window(deadline_ms));
-                let fetched = tokio::time::timeout(window, fetch)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure::transient(
-                            "payload_store",
-                            "reading the payload did not finish before the invocation's deadline",
-                        ))
-                    });
-                match fetched {
-                    Ok(bytes) => bytes,
-                    Err(failure) => {
-                        self.release_claim(&key, &envelope.id, deadline_ms).await;
-                        return Err(failure);
-                    }
-                }
-            }
-        };
-        if let Some(bucket) = &self.config.archive_bucket {
-            if let Err(failure) =
-                Box::pin(crate::archive::store(&self.s3, bucket, envelope, queued)).await
-            {
-                self.release_claim(&key, &envelope.id, deadline_ms).await;
-                return Err(failure);
-            }
-        }
-        // The claim is ours only until the invocation's deadline (its in-progress expiry):
-        // past it another consumer may take the event over. So delivery starts only if the
-        // longest it can take (the delivery timeout) ends before then; otherwise the claim
-        // is released and the record retried. An in-flight delivery is never abandoned for
-        // the deadline (the destination may already have acted); the timeout below is a
-        // backstop for processors without a bound of their own.
-        let window = self.delivery_window(deadline_ms);
-        let delivered = if window < self.config.delivery_timeout.as_millis() as u64 {
-            Err(Failure::transient(
-                "deadline",
-                "too little of the invocation left to deliver before the claim expires",
-            ))
-        } else {
-            let work = self.processor.process(Event {
-                envelope,
-                body: &body,
-                source,
-                now_secs: (now / 1000) as i64,
-            });
-            match tokio::time::timeout(Duration::from_millis(window), work).await {
-                Ok(result) => result,
-                Err(_) => Err(Failure::transient(
-                    "deadline",
-                    "processing would have outlived the claim; abandoned",
-                )),
-            }
-        };
-        match delivered {
-            Ok(_) => {
-                self.mark_completed(&key, deadline_ms).await;
-                Ok(Done::Delivered)
-            }
-            Err(failure) => {
-                self.release_claim(&key, &envelope.id, deadline_ms).await;
-                Err(failure)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queue_url_from_event_source_arn() {
-        assert_eq!(
-            queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:sluice-events").as_deref(),
-            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/sluice-events")
-        );
-        assert_eq!(queue_url_from_arn("arn:aws:sns:eu-west-1:1:x"), None);
-        assert_eq!(queue_url_from_arn("nonsense"), None);
     }
 }

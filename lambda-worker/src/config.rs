@@ -40,6 +40,9 @@ pub struct ConsumerConfig {
     pub archive_bucket: Option<String>,
     /// Secrets Manager secret to read `destination_secret` from at start-up.
     pub destination_secret_arn: Option<String>,
+    /// The values of the secrets routes refer to (`secret_arn` header values, signing
+    /// secrets), read at start-up; `Debug` shows only their ARNs.
+    pub secret_values: crate::routes::SecretValues,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,7 @@ impl ConsumerConfig {
             retry: RetryPolicy::default(),
             archive_bucket: None,
             destination_secret_arn: None,
+            secret_values: Default::default(),
         }
     }
 

@@ -1,11 +1,15 @@
-//! The default processing: deliver an event to its source's destination with an HTTP POST.
+//! The default processing: deliver an event to one destination with an HTTP POST.
 //!
-//! The body goes out byte-identical to what the provider sent. With a destination secret,
-//! the request carries Standard Webhooks headers (`webhook-id` = the event's dedup key,
+//! The body goes out byte-identical to what the provider sent, with the destination's
+//! static headers and `sluice-destination`. With a signing secret (the destination's own,
+//! or the consumer-wide one), the request carries Standard Webhooks headers (`webhook-id` =
+//! the pair's idempotency key, stable across retries and different per destination,
 //! `webhook-timestamp`, `webhook-signature`) so the destination can verify it came from
-//! Sluice. The provider's signature headers are never forwarded.
+//! Sluice. The provider's signature headers are never forwarded; header values are never
+//! logged.
 
 use crate::outcome::{status_kind, Failure, FailureKind};
+use crate::routes::Route;
 use sluice_protocol::retry::parse_retry_after;
 use sluice_protocol::{Envelope, Scheme, Secret};
 use std::time::Duration;
@@ -35,28 +39,37 @@ impl Deliverer {
     /// POSTs `body` (the event's original bytes) to `destination`.
     pub async fn deliver(
         &self,
-        destination: &str,
+        destination: &Route,
         envelope: &Envelope,
         body: Vec<u8>,
         now_secs: i64,
     ) -> Result<u16, Failure> {
-        let key = envelope.dedup_key();
-        let mut req = self.http.post(destination);
+        let key = destination.delivery_key(envelope);
+        let mut req = self
+            .http
+            .post(destination.url.as_str())
+            .timeout(destination.timeout);
         for (name, value) in &envelope.headers {
-            if !name.starts_with("webhook-") && name != "user-agent" {
+            // A destination's own header replaces a forwarded one of the same name.
+            let configured = destination.headers.iter().any(|(n, _)| n == name);
+            if !name.starts_with("webhook-") && name != "user-agent" && !configured {
                 req = req.header(name.as_str(), value.as_str());
             }
         }
         if let Some(ct) = &envelope.content_type {
             req = req.header("content-type", ct.as_str());
         }
+        for (name, value) in &destination.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
         req = req
             .header("sluice-event-id", envelope.id.as_str())
-            .header("sluice-source", envelope.source.as_str());
+            .header("sluice-source", envelope.source.as_str())
+            .header("sluice-destination", destination.name.as_str());
         if let Some(trace) = &envelope.trace_id {
             req = req.header("sluice-trace-id", trace.as_str());
         }
-        match &self.secret {
+        match destination.secret.as_ref().or(self.secret.as_ref()) {
             Some(secret) => {
                 let headers = Scheme::StandardWebhooks
                     .sign(secret, &key, now_secs, &body, &Default::default())

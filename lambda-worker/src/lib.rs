@@ -15,11 +15,14 @@ pub mod config;
 pub mod ddb_direct;
 pub mod delivery;
 pub mod destination_secret;
+pub mod fan_out;
 pub mod lanes;
 pub mod local_poller;
 pub mod outcome;
 pub mod payload;
 pub mod processor;
+pub mod routes;
+pub mod settle;
 pub mod telemetry;
 
 pub use batch::Consumer;

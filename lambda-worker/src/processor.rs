@@ -1,12 +1,13 @@
 //! The extension point: what the consumer does with each event after deduplication.
 //!
 //! The default [`Processor`] is [`crate::delivery::Deliverer`], which POSTs the event to
-//! its source's destination. Your own Rust logic implements `Processor` and is passed to
+//! one of its source's destinations. It is called once per (event, destination) pair. Your own Rust logic implements `Processor` and is passed to
 //! [`crate::Consumer::with_processor`]; claiming, retries, dead-lettering and metrics stay
 //! the consumer's job. A processor must be idempotent-safe only in the weak sense that it may
 //! be retried after a failure it reported; it is never called twice for a success.
 
 use crate::outcome::Failure;
+use crate::routes::Route;
 use futures_util::future::BoxFuture;
 use sluice_protocol::{Envelope, SourceConfig};
 
@@ -18,6 +19,8 @@ pub struct Event<'a> {
     pub body: &'a [u8],
     /// The event's source configuration.
     pub source: &'a SourceConfig,
+    /// The destination this call is for (its filter matched).
+    pub destination: &'a Route,
     /// The current Unix time in seconds.
     pub now_secs: i64,
 }
@@ -32,7 +35,7 @@ impl Processor for crate::delivery::Deliverer {
     fn process<'a>(&'a self, event: Event<'a>) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
             self.deliver(
-                &event.source.destination,
+                event.destination,
                 event.envelope,
                 event.body.to_vec(),
                 event.now_secs,

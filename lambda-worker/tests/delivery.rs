@@ -8,6 +8,7 @@ mod support;
 use sluice_e2e::{Behaviour, Destination};
 use sluice_lambda_worker::delivery::Deliverer;
 use sluice_lambda_worker::outcome::FailureKind;
+use sluice_lambda_worker::routes::Route;
 use sluice_protocol::{Body, Envelope};
 use std::time::Duration;
 
@@ -35,7 +36,11 @@ async fn a_redirect_is_a_failure_and_is_not_followed() {
         );
         let failure = deliverer
             .deliver(
-                &format!("{}{from}", dest.url),
+                &Route::new(
+                    "default",
+                    &format!("{}{from}", dest.url),
+                    Duration::from_secs(5),
+                ),
                 &envelope(),
                 br#"{"n":1}"#.to_vec(),
                 1_700_000_000,
@@ -64,7 +69,11 @@ async fn a_failed_request_does_not_reveal_the_destination_url() {
     let deliverer = Deliverer::new(Duration::from_secs(5), None).unwrap();
     let failure = deliverer
         .deliver(
-            &format!("http://127.0.0.1:{port}/hooks/T0KEN-PATH?code=s3cr3t-code"),
+            &Route::new(
+                "default",
+                &format!("http://127.0.0.1:{port}/hooks/T0KEN-PATH?code=s3cr3t-code"),
+                Duration::from_secs(5),
+            ),
             &envelope(),
             br#"{"n":1}"#.to_vec(),
             1_700_000_000,
