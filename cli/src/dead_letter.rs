@@ -21,6 +21,9 @@ pub const PEEK_VISIBILITY_SECS: i32 = 30;
 /// Reason shown for messages the queue's redrive policy moved (the consumer gave them none).
 pub const MAX_RECEIVE_COUNT: &str = "max_receive_count";
 
+/// Shown for a dead letter without `sluice-destination`: it is for every destination.
+pub const ALL_DESTINATIONS: &str = "all";
+
 /// One dead letter, decoded for display. Holds no body.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
@@ -28,6 +31,10 @@ pub struct DeadLetter {
     pub message_id: String,
     pub event_id: Option<String>,
     pub source: Option<String>,
+    /// The one destination this dead letter is for (`sluice-destination`: it failed there
+    /// only); `None` (`null`): every destination of its source (the redrive policy moved
+    /// the whole message, or it could not be processed at all).
+    pub destination: Option<String>,
     /// `sluice-failure-reason`, or `max_receive_count` when the redrive policy moved it.
     pub reason: String,
     pub detail: Option<String>,
@@ -84,6 +91,7 @@ impl DeadLetter {
                 .or_else(|| decoded.as_ref().map(|e| e.id.clone())),
             source: attribute(m, queue_attributes::SOURCE)
                 .or_else(|| decoded.as_ref().map(|e| e.source.clone())),
+            destination: attribute(m, queue_attributes::DESTINATION).filter(|d| !d.is_empty()),
             reason: reason.unwrap_or_else(|| MAX_RECEIVE_COUNT.to_string()),
             detail: attribute(m, queue_attributes::FAILURE_DETAIL),
             attempts,
@@ -101,6 +109,11 @@ impl DeadLetter {
     /// True when `id` names this dead letter (its SQS message id or its event id).
     pub fn matches(&self, id: &str) -> bool {
         self.message_id == id || self.event_id.as_deref() == Some(id)
+    }
+
+    /// The destination column for tables: its name, or `all` for every destination.
+    pub fn destination_label(&self) -> &str {
+        self.destination.as_deref().unwrap_or(ALL_DESTINATIONS)
     }
 
     /// The age column for tables.
@@ -260,6 +273,27 @@ mod tests {
         assert_eq!(d.age_secs, Some(60), "age from the edge's received_at");
         assert_eq!(d.receive_count, Some(7));
         assert!(d.matches("evt_9") && d.matches("m-1") && !d.matches("evt_1"));
+        assert_eq!(d.destination, None, "no attribute: every destination");
+        assert_eq!(d.destination_label(), "all");
+        let json = serde_json::to_value(&d).unwrap();
+        assert!(json["destination"].is_null(), "{json}");
+        assert_eq!(json["reason"], "delivery_status", "existing keys kept");
+    }
+
+    #[test]
+    fn dead_letters_for_one_destination_name_it() {
+        let m = Message::builder()
+            .message_id("m-4")
+            .body(envelope_text())
+            .message_attributes("sluice-event-id", attr("evt_9"))
+            .message_attributes("sluice-source", attr("shop"))
+            .message_attributes("sluice-destination", attr("billing"))
+            .message_attributes("sluice-failure-reason", attr("delivery_status"))
+            .build();
+        let d = DeadLetter::from_message(&m, None, 10_000);
+        assert_eq!(d.destination.as_deref(), Some("billing"));
+        assert_eq!(d.destination_label(), "billing");
+        assert_eq!(serde_json::to_value(&d).unwrap()["destination"], "billing");
     }
 
     #[test]
@@ -280,6 +314,11 @@ mod tests {
         assert_eq!(d.source.as_deref(), Some("shop"));
         let d = DeadLetter::from_message(&m, None, 10_000);
         assert_eq!(d.attempts, Some(5), "receive count minus this read");
+        assert_eq!(
+            d.destination_label(),
+            "all",
+            "moved whole: every destination"
+        );
     }
 
     #[test]

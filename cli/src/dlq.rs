@@ -1,7 +1,9 @@
 //! `sluice dlq list` and `sluice dlq show <id>`: what is in the dead-letter queue and why.
 //!
 //! Both read the DLQ without removing anything (see [`crate::dead_letter`]: listing counts
-//! as a receive). `show` prints the envelope's metadata; the body only with `--body`.
+//! as a receive). `show` prints the envelope's metadata; the body only with `--body`. Both
+//! show the destination a dead letter is for (`sluice-destination`: it failed there only),
+//! or `all` when it is for every destination of its source.
 //! Never prints a secret (the envelope holds none) and never deletes a message.
 
 use crate::dead_letter::{self, DeadLetter};
@@ -25,14 +27,21 @@ pub struct DlqArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum DlqCommand {
-    /// List dead letters: event id, source, failure reason and detail, attempts, age.
+    /// List dead letters: event id, source, destination, failure reason and detail,
+    /// attempts, age.
+    ///
+    /// DESTINATION is the one destination a dead letter failed at (the `sluice-destination`
+    /// attribute; a redrive sends it back for that destination alone), or `all` when it is
+    /// for every destination (the queue's redrive policy moved it, or it could not be
+    /// processed at all). JSON: `destination`, null for all.
     ///
     /// Reads with ReceiveMessage and makes every message visible again at once: nothing
     /// moves, but each message's receive count grows by one (harmless: the DLQ has no
     /// redrive policy). Messages being redriven by someone else are not listed.
     List(ListArgs),
-    /// Show one dead letter (by Sluice event id or SQS message id): envelope metadata and
-    /// failure; the body only with --body.
+    /// Show one dead letter (by Sluice event id or SQS message id): envelope metadata,
+    /// the destination it is for (`all`: every destination) and failure; the body only
+    /// with --body.
     Show(ShowArgs),
     /// Move dead letters back to the main queue (receive, send, then delete).
     Redrive(crate::redrive::RedriveArgs),
@@ -71,6 +80,43 @@ pub async fn max_receive_count(target: &Target) -> Option<u64> {
         .max_receive_count
 }
 
+/// The columns of `dlq list`.
+const LIST_HEADER: [&str; 8] = [
+    "EVENT ID",
+    "SOURCE",
+    "DESTINATION",
+    "REASON",
+    "ATTEMPTS",
+    "STATUS",
+    "AGE",
+    "DETAIL",
+];
+
+/// One `dlq list` row per dead letter, in [`LIST_HEADER`]'s order.
+fn list_rows(letters: &[DeadLetter]) -> Vec<Vec<String>> {
+    letters
+        .iter()
+        .map(|d| {
+            vec![
+                d.event_id.clone().unwrap_or_else(|| "?".into()),
+                d.source.clone().unwrap_or_else(|| "?".into()),
+                d.destination_label().to_string(),
+                d.reason.clone(),
+                d.attempts.map_or("?".into(), |a| a.to_string()),
+                d.last_status.map_or("-".into(), |s| s.to_string()),
+                d.age(),
+                table::clip(
+                    d.detail
+                        .as_deref()
+                        .or(d.envelope_error.as_deref())
+                        .unwrap_or(""),
+                    60,
+                ),
+            ]
+        })
+        .collect()
+}
+
 async fn list(args: ListArgs, target: &Target, json: bool) -> Result<()> {
     let dlq_url = target.dlq_url()?;
     let sqs = target.sqs();
@@ -104,33 +150,7 @@ async fn list(args: ListArgs, target: &Target, json: bool) -> Result<()> {
     if letters.is_empty() {
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = letters
-        .iter()
-        .map(|d| {
-            vec![
-                d.event_id.clone().unwrap_or_else(|| "?".into()),
-                d.source.clone().unwrap_or_else(|| "?".into()),
-                d.reason.clone(),
-                d.attempts.map_or("?".into(), |a| a.to_string()),
-                d.last_status.map_or("-".into(), |s| s.to_string()),
-                d.age(),
-                table::clip(
-                    d.detail
-                        .as_deref()
-                        .or(d.envelope_error.as_deref())
-                        .unwrap_or(""),
-                    60,
-                ),
-            ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table::render(
-            &["EVENT ID", "SOURCE", "REASON", "ATTEMPTS", "STATUS", "AGE", "DETAIL"],
-            &rows
-        )
-    );
+    println!("{}", table::render(&LIST_HEADER, &list_rows(&letters)));
     Ok(())
 }
 
@@ -183,6 +203,7 @@ async fn show(args: ShowArgs, target: &Target, json: bool) -> Result<()> {
     line("message id", letter.message_id.clone());
     line("event id", letter.event_id.clone().unwrap_or_default());
     line("source", letter.source.clone().unwrap_or_default());
+    line("destination", destination_line(&letter));
     line("reason", letter.reason.clone());
     line("detail", letter.detail.clone().unwrap_or_default());
     line(
@@ -237,6 +258,17 @@ async fn show(args: ShowArgs, target: &Target, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `show`'s destination line: the one destination, or every destination.
+fn destination_line(letter: &DeadLetter) -> String {
+    match &letter.destination {
+        Some(name) => name.clone(),
+        None => format!(
+            "{} (every destination of the source)",
+            crate::dead_letter::ALL_DESTINATIONS
+        ),
+    }
+}
+
 /// The envelope without its body: what `show` prints by default.
 fn metadata(e: &Envelope) -> serde_json::Value {
     json!({
@@ -285,5 +317,65 @@ async fn body_bytes(target: &Target, body: &Body) -> Result<Vec<u8>> {
         inline => inline
             .to_bytes()
             .map_err(|e| CliError::Failed(format!("the body cannot be decoded: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+
+    fn attr(v: &str) -> MessageAttributeValue {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(v)
+            .build()
+            .unwrap()
+    }
+
+    fn letter(destination: Option<&str>) -> DeadLetter {
+        let mut m = Message::builder()
+            .message_id("m-1")
+            .body("not an envelope")
+            .message_attributes("sluice-event-id", attr("evt_1"))
+            .message_attributes("sluice-source", attr("stripe"))
+            .message_attributes("sluice-failure-reason", attr("delivery_status"))
+            .message_attributes("sluice-attempts", attr("2"));
+        if let Some(d) = destination {
+            m = m.message_attributes("sluice-destination", attr(d));
+        }
+        DeadLetter::from_message(&m.build(), None, 0)
+    }
+
+    #[test]
+    fn the_list_shows_the_destination_or_all() {
+        let rows = list_rows(&[letter(Some("billing")), letter(None)]);
+        let column = LIST_HEADER
+            .iter()
+            .position(|h| *h == "DESTINATION")
+            .unwrap();
+        assert_eq!(rows[0][column], "billing");
+        assert_eq!(rows[1][column], "all");
+        assert!(rows.iter().all(|r| r.len() == LIST_HEADER.len()));
+        // The existing columns keep their order around it.
+        assert_eq!(
+            LIST_HEADER,
+            [
+                "EVENT ID",
+                "SOURCE",
+                "DESTINATION",
+                "REASON",
+                "ATTEMPTS",
+                "STATUS",
+                "AGE",
+                "DETAIL"
+            ]
+        );
+        assert_eq!(rows[0][3], "delivery_status");
+        assert_eq!(
+            destination_line(&letter(None)),
+            "all (every destination of the source)"
+        );
+        assert_eq!(destination_line(&letter(Some("audit"))), "audit");
     }
 }

@@ -14,6 +14,13 @@
 //! stay in the DLQ), so a group never reaches the main queue out of order.
 //! `--move-task` (AWS only; moto does not implement it) hands the whole DLQ to SQS's own
 //! StartMessageMoveTask instead, which keeps the dead-letter attributes on the messages.
+//!
+//! A dead letter that failed at one destination carries `sluice-destination`, and keeps it
+//! on the way back: the consumer then delivers it to that destination alone.
+//! `--destination NAME` redrives only the dead letters for NAME; the others (for other
+//! destinations, or for every destination: no attribute) are made visible again and stay
+//! in the DLQ. On a FIFO queue a skipped dead letter for every destination also holds back
+//! the rest of its group, since NAME is one of its destinations.
 //! Must never delete a dead letter that was not sent, and never print a body.
 
 use crate::dead_letter::{self, DeadLetter};
@@ -38,12 +45,31 @@ pub struct RedriveArgs {
     pub dry_run: bool,
     /// AWS only: start SQS's own DLQ redrive (StartMessageMoveTask) for the whole DLQ
     /// instead of moving messages one by one. Dead-letter attributes stay on the messages.
-    #[arg(long, conflicts_with_all = ["max", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["max", "dry_run", "destination"])]
     pub move_task: bool,
     /// With --move-task: the move rate, 1-500 messages per second (SQS's default when omitted).
     #[arg(long, requires = "move_task", value_name = "N",
           value_parser = clap::value_parser!(i32).range(1..=500))]
     pub max_per_second: Option<i32>,
+    /// Redrive only the dead letters for this destination (their `sluice-destination`
+    /// attribute, the DESTINATION column of `dlq list`); the others stay in the DLQ,
+    /// including those for every destination (`all`: redrive them without --destination).
+    #[arg(long, value_name = "NAME", value_parser = requeue::parse_destination_name)]
+    pub destination: Option<String>,
+}
+
+/// True when `--destination` (`only`) selects this dead letter.
+fn selected(letter: &DeadLetter, only: Option<&str>) -> bool {
+    only.is_none_or(|name| letter.destination.as_deref() == Some(name))
+}
+
+/// `source`, or `source/destination` for a dead letter for one destination.
+fn routed(letter: &DeadLetter) -> String {
+    let source = letter.source.as_deref().unwrap_or("?");
+    match &letter.destination {
+        Some(d) => format!("{source}/{d}"),
+        None => source.to_string(),
+    }
 }
 
 /// A dead letter this run did not try to move, and why.
@@ -76,20 +102,33 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
         return move_task(&args, target, &dlq, &main, json).await;
     }
     let limit = args.max.unwrap_or(dlq.visible as usize);
+    let only = args.destination.as_deref();
+    let for_destination = only
+        .map(|d| format!(" for destination `{d}`"))
+        .unwrap_or_default();
     let now = times::now_ms();
     if args.dry_run {
+        // With --destination, the whole DLQ is read to find `limit` of that destination.
+        let read = if only.is_some() {
+            dlq.visible as usize
+        } else {
+            limit
+        };
         let messages =
-            dead_letter::peek(&sqs, dlq_url, limit, dlq.visible as usize, &|_| false).await?;
-        let letters: Vec<DeadLetter> = messages
+            dead_letter::peek(&sqs, dlq_url, read, dlq.visible as usize, &|_| false).await?;
+        let (letters, others): (Vec<DeadLetter>, Vec<DeadLetter>) = messages
             .iter()
             .map(|m| DeadLetter::from_message(m, main.max_receive_count, now))
-            .collect();
+            .partition(|d| selected(d, only));
+        let letters: Vec<DeadLetter> = letters.into_iter().take(limit).collect();
         if json {
             let out = json!({
                 "dry_run": true,
                 "from": dlq_url,
                 "to": queue_url,
+                "destination": only,
                 "would_move": letters.len(),
+                "not_selected": others.len(),
                 "dead_letters": letters,
             });
             println!("{out:#}");
@@ -100,6 +139,7 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                     vec![
                         d.event_id.clone().unwrap_or_else(|| "?".into()),
                         d.source.clone().unwrap_or_else(|| "?".into()),
+                        d.destination_label().to_string(),
                         d.reason.clone(),
                         d.age(),
                     ]
@@ -108,14 +148,19 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
             if !rows.is_empty() {
                 println!(
                     "{}",
-                    table::render(&["EVENT ID", "SOURCE", "REASON", "AGE"], &rows)
+                    table::render(
+                        &["EVENT ID", "SOURCE", "DESTINATION", "REASON", "AGE"],
+                        &rows
+                    )
                 );
             }
             println!(
-                "dry run: would redrive {} dead letter(s) from {} to {}; nothing moved",
+                "dry run: would redrive {} dead letter(s){for_destination} from {} to {}; \
+                 nothing moved{}",
                 letters.len(),
                 dlq.name,
-                main.name
+                main.name,
+                not_selected_note(only, others.len())
             );
         }
         return Ok(());
@@ -138,6 +183,8 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
     // it started).
     let mut sent_events: std::collections::HashSet<String> = Default::default();
     let mut left: Vec<Left> = Vec::new();
+    // Dead letters --destination did not select: left in the DLQ, counted only.
+    let mut not_selected = 0usize;
     let mut empty = 0;
     let mut fatal: Option<CliError> = None;
     'receive: while done.len() < limit && empty < 3 {
@@ -165,6 +212,16 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
             // The message group it goes to (FIFO only), as the send will use it.
             let out = requeue::for_redrive(queue_url, &m);
             let group = out.fifo.as_ref().map(|(group, _)| group.clone());
+            if !selected(&letter, only) {
+                not_selected += 1;
+                // For every destination, so for the one selected too: what follows in its
+                // group must not overtake it.
+                if letter.destination.is_none() {
+                    held_groups.extend(group);
+                }
+                to_release.insert(message_id, m);
+                continue;
+            }
             let event = letter
                 .event_id
                 .clone()
@@ -237,8 +294,10 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
             "dry_run": false,
             "from": dlq_url,
             "to": queue_url,
+            "destination": only,
             "moved": moved,
             "failed": failed,
+            "not_selected": not_selected,
             "dead_letters": done,
             "left_in_dlq": left,
         });
@@ -253,7 +312,7 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                     "FAILED"
                 },
                 d.letter.event_id.as_deref().unwrap_or("?"),
-                d.letter.source.as_deref().unwrap_or("?"),
+                routed(&d.letter),
                 d.letter.reason,
                 d.error
                     .as_ref()
@@ -265,12 +324,13 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
             println!(
                 "left   {} ({}): {}",
                 l.letter.event_id.as_deref().unwrap_or("?"),
-                l.letter.source.as_deref().unwrap_or("?"),
+                routed(&l.letter),
                 l.why
             );
         }
         println!(
-            "redrove {moved} of {} dead letter(s) from {} to {}; {failed} failed{}",
+            "redrove {moved} of {} dead letter(s){for_destination} from {} to {}; {failed} \
+             failed{}{}",
             done.len(),
             dlq.name,
             main.name,
@@ -278,7 +338,8 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                 String::new()
             } else {
                 format!("; {} left in the DLQ for the next run", left.len())
-            }
+            },
+            not_selected_note(only, not_selected)
         );
     }
     if let Some(e) = fatal {
@@ -292,6 +353,16 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The summary's note on the dead letters `--destination` left alone.
+fn not_selected_note(only: Option<&str>, count: usize) -> String {
+    match only {
+        Some(_) if count > 0 => {
+            format!("; {count} for other destinations (or for every destination) left in the DLQ")
+        }
+        _ => String::new(),
+    }
 }
 
 async fn move_task(
@@ -339,4 +410,72 @@ async fn move_task(
         println!("follow it with `aws sqs list-message-move-tasks --source-arn {source}`");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    use clap::Parser;
+
+    fn attr(v: &str) -> MessageAttributeValue {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(v)
+            .build()
+            .unwrap()
+    }
+
+    fn letter(destination: Option<&str>) -> DeadLetter {
+        let mut m = Message::builder()
+            .message_id("m-1")
+            .body("x")
+            .message_attributes("sluice-source", attr("stripe"))
+            .message_attributes("sluice-failure-reason", attr("delivery_status"));
+        if let Some(d) = destination {
+            m = m.message_attributes("sluice-destination", attr(d));
+        }
+        DeadLetter::from_message(&m.build(), None, 0)
+    }
+
+    #[test]
+    fn destination_selects_only_its_own_dead_letters() {
+        let billing = letter(Some("billing"));
+        let audit = letter(Some("audit"));
+        let every = letter(None);
+        for d in [&billing, &audit, &every] {
+            assert!(
+                selected(d, None),
+                "without --destination every dead letter moves"
+            );
+        }
+        assert!(selected(&billing, Some("billing")));
+        assert!(!selected(&audit, Some("billing")));
+        assert!(
+            !selected(&every, Some("billing")),
+            "a dead letter for every destination is not redriven for one"
+        );
+        assert_eq!(routed(&billing), "stripe/billing");
+        assert_eq!(routed(&every), "stripe");
+        assert_eq!(not_selected_note(None, 3), "");
+        assert_eq!(not_selected_note(Some("billing"), 0), "");
+        assert!(not_selected_note(Some("billing"), 2).starts_with("; 2 for other"));
+    }
+
+    #[derive(Parser, Debug)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: RedriveArgs,
+    }
+
+    #[test]
+    fn destination_flag_is_a_destination_name() {
+        let w = Wrapper::try_parse_from(["redrive", "--destination", "billing"]).unwrap();
+        assert_eq!(w.args.destination.as_deref(), Some("billing"));
+        assert!(Wrapper::try_parse_from(["redrive", "--destination", "Not Valid"]).is_err());
+        assert!(
+            Wrapper::try_parse_from(["redrive", "--destination", "a", "--move-task"]).is_err(),
+            "SQS's move task cannot select"
+        );
+    }
 }

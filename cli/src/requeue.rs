@@ -4,7 +4,9 @@
 //!
 //! The body is never changed; dead-letter attributes (`sluice-failure-*`, `sluice-attempts`,
 //! `sluice-last-status`) are never carried back, so a redriven message looks as the edge
-//! first queued it.
+//! first queued it. `sluice-destination` is not one of them: a dead letter that failed at
+//! one destination goes back for that destination alone, and a replay for one destination
+//! (`replay --destination`) carries it too.
 //!
 //! FIFO deduplication ids are derived from the protocol's id for the event
 //! (`protocol::fifo::deduplication_id`) salted with the operation: the original id would
@@ -14,7 +16,7 @@
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use sha2::{Digest, Sha256};
-use sluice_protocol::queue_attributes::{for_envelope, is_dead_letter_attribute};
+use sluice_protocol::queue_attributes::{for_envelope, is_dead_letter_attribute, DESTINATION};
 use sluice_protocol::{fifo, Envelope, HeaderMap};
 
 /// One SendMessage to the main queue.
@@ -24,6 +26,14 @@ pub struct Outgoing {
     pub attributes: Vec<(String, MessageAttributeValue)>,
     /// `(MessageGroupId, MessageDeduplicationId)` on a FIFO queue.
     pub fifo: Option<(String, String)>,
+}
+
+/// Parses a `--destination` value: a destination name as the sources config allows it
+/// (1 to 64 of `[a-z0-9_-]`).
+pub fn parse_destination_name(text: &str) -> Result<String, String> {
+    sluice_protocol::destination::check_name(text)
+        .map(|()| text.to_string())
+        .map_err(|reason| format!("not a destination name: {reason}"))
 }
 
 /// True for a FIFO queue URL.
@@ -77,11 +87,19 @@ pub fn for_redrive(queue_url: &str, message: &Message) -> Outgoing {
     }
 }
 
-/// An archived envelope going back: `text` exactly as archived, the edge's attributes. On
-/// FIFO the group is the source's; `run` salts the deduplication id (one per replay run).
-pub fn for_replay(queue_url: &str, envelope: &Envelope, text: &str, run: &str) -> Outgoing {
+/// An archived envelope going back: `text` exactly as archived, the edge's attributes and,
+/// with `destination`, `sluice-destination` naming the one destination it is for. On FIFO
+/// the group is the source's; `run` salts the deduplication id (one per replay run).
+pub fn for_replay(
+    queue_url: &str,
+    envelope: &Envelope,
+    text: &str,
+    run: &str,
+    destination: Option<&str>,
+) -> Outgoing {
     let attributes = for_envelope(envelope)
         .into_iter()
+        .chain(destination.map(|d| (DESTINATION, d)))
         .filter_map(|(name, value)| {
             MessageAttributeValue::builder()
                 .data_type("String")
@@ -200,7 +218,7 @@ mod tests {
     fn replay_sends_the_archived_text_with_the_edge_attributes() {
         let e = envelope();
         let text = e.encode();
-        let out = for_replay("http://h/1/q", &e, &text, "run-1");
+        let out = for_replay("http://h/1/q", &e, &text, "run-1", None);
         assert_eq!(out.body, text);
         let got: Vec<(&str, &str)> = out
             .attributes
@@ -216,7 +234,70 @@ mod tests {
                 ("sluice-trace-id", "t")
             ]
         );
-        let fifo = for_replay("http://h/1/q.fifo", &e, &text, "run-1").fifo;
+        let fifo = for_replay("http://h/1/q.fifo", &e, &text, "run-1", None).fifo;
         assert_eq!(fifo.as_ref().map(|f| f.0.as_str()), Some("github"));
+    }
+
+    #[test]
+    fn redrive_keeps_the_destination_a_dead_letter_is_for() {
+        let text = envelope().encode();
+        let m = Message::builder()
+            .message_id("m-2")
+            .body(&text)
+            .message_attributes("sluice-source", attr("github"))
+            .message_attributes("sluice-event-id", attr("evt_1"))
+            .message_attributes(DESTINATION, attr("billing"))
+            .message_attributes("sluice-failure-reason", attr("delivery_status"))
+            .message_attributes("sluice-attempts", attr("3"))
+            .build();
+        let out = for_redrive("http://h/1/sluice-events", &m);
+        let got: Vec<(&str, &str)> = out
+            .attributes
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.string_value().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("sluice-destination", "billing"),
+                ("sluice-event-id", "evt_1"),
+                ("sluice-source", "github")
+            ]
+        );
+        assert_eq!(DESTINATION, "sluice-destination");
+    }
+
+    #[test]
+    fn destination_names_are_checked_as_the_config_does() {
+        assert_eq!(parse_destination_name("billing").as_deref(), Ok("billing"));
+        assert_eq!(parse_destination_name("default").as_deref(), Ok("default"));
+        assert!(parse_destination_name("Billing").is_err());
+        assert!(parse_destination_name("").is_err());
+        assert!(parse_destination_name("a b").is_err());
+    }
+
+    #[test]
+    fn replay_for_one_destination_names_it() {
+        let e = envelope();
+        let text = e.encode();
+        let out = for_replay("http://h/1/q", &e, &text, "run-1", Some("audit"));
+        assert_eq!(out.body, text, "the body is never changed");
+        let got: Vec<(&str, &str)> = out
+            .attributes
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.string_value().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("sluice-source", "github"),
+                ("sluice-event-id", "evt_1"),
+                ("sluice-idempotency-key", "d-1"),
+                ("sluice-trace-id", "t"),
+                ("sluice-destination", "audit")
+            ]
+        );
+        let plain = for_replay("http://h/1/q", &e, &text, "run-1", None);
+        assert!(plain.attributes.iter().all(|(n, _)| n != DESTINATION));
     }
 }
