@@ -3,7 +3,7 @@
 #   make test   run every test (installs what it needs)
 # Everything the targets use is installed here: rust wasm target, worker-build, the
 # wasm-bindgen-cli matching Cargo.lock, npm packages (wrangler, binaryen), a Python venv
-# with moto. See ../shared/TOOLCHAIN.md for why each piece is pinned.
+# with moto. docs/development.md says why each piece is pinned.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

@@ -28,6 +28,7 @@ fn emitted() -> Emitted {
     for outcome in telemetry::OUTCOMES {
         let line: serde_json::Value = serde_json::from_str(&telemetry::event_metric(
             "any-source",
+            Some("any-destination"),
             outcome,
             Some(1),
             Some(1),
@@ -127,6 +128,8 @@ enum DimValue {
     /// `!GetAtt X.Y` or `${X.Y}`.
     GetAtt(String, String),
     Other(String),
+    /// A dimension a `SEARCH` expression lists without a value: every value it has.
+    Any,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,32 @@ fn yaml_metric(at: String, m: &Value) -> MetricUse {
         name: m["MetricName"].as_str().expect("MetricName").to_string(),
         dimensions,
     }
+}
+
+/// A `SEARCH('{Namespace,dim,...} MetricName="M" dim="v"', ...)` expression as the metric it
+/// finds: its namespace, metric name, and dimensions (those given a value in the search
+/// keep it; the others match any value, as a per-destination breakdown does).
+fn search_metric(expression: &str) -> Option<(String, String, BTreeMap<String, DimValue>)> {
+    let inner = expression.trim().strip_prefix("SEARCH('")?;
+    let (query, _) = inner.split_once('\'')?;
+    let schema = query.strip_prefix('{')?;
+    let (schema, rest) = schema.split_once('}')?;
+    let mut parts = schema.split(',').map(str::trim);
+    let namespace = parts.next()?.to_string();
+    let mut dimensions: BTreeMap<String, DimValue> = parts
+        .map(|d| (d.to_string(), DimValue::Any))
+        .collect();
+    let mut name = None;
+    for term in rest.split_whitespace() {
+        let (key, value) = term.split_once('=')?;
+        let value = value.trim_matches('"').to_string();
+        if key == "MetricName" {
+            name = Some(value);
+        } else {
+            dimensions.insert(key.to_string(), DimValue::Literal(value));
+        }
+    }
+    Some((namespace, name?, dimensions))
 }
 
 /// Lower-case identifiers an expression references (metric ids; functions are upper case).
@@ -315,6 +344,15 @@ fn dashboard_metrics(doc: &Value) -> Vec<MetricUse> {
                 let row = row.as_array().expect("a metrics row is an array");
                 let at = format!("{name} widget {w} ({title})");
                 if let Some(expression) = row[0].get("expression").and_then(|e| e.as_str()) {
+                    if let Some(search) = search_metric(expression) {
+                        uses.push(MetricUse {
+                            at,
+                            namespace: search.0,
+                            name: search.1,
+                            dimensions: search.2,
+                        });
+                        continue;
+                    }
                     let refs = expression_ids(expression);
                     assert!(
                         refs.is_subset(&ids),
@@ -379,6 +417,8 @@ fn check(doc: &Value, emitted: &Emitted, m: &MetricUse) -> Vec<String> {
                     "{at}: outcome {v:?} is not one of {:?}",
                     emitted.outcomes
                 )),
+                // A SEARCH breaks down by a dimension whose values come from config.
+                (_, DimValue::Any) => {}
                 (other, _) => problems.push(format!(
                     "{at}: dimension {other} cannot be used here: the template does not know \
                      its values (use the [outcome] set)"
