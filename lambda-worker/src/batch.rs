@@ -186,6 +186,16 @@ impl Consumer {
                 "the invocation is too short for a delivery: the function timeout must exceed the delivery timeout (SLUICE_DELIVERY_TIMEOUT_MS) by 2 s; every record is retried"
             );
         }
+        if let Some(longest) = self.routes.longest_timeout() {
+            let window = self.delivery_window(deadline_ms);
+            if longest.as_millis() as u64 > window && self.time_to_deliver(deadline_ms) {
+                tracing::error!(
+                    invocation_ms = deadline_ms.saturating_sub(now),
+                    needed_ms = (longest + AFTER_DELIVERY_RESERVE).as_millis() as u64,
+                    "the invocation is too short for a destination's timeout_ms: the function timeout must exceed the longest timeout_ms by 2 s; that destination's deliveries are retried and never start"
+                );
+            }
+        }
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let mut tasks = Vec::new();
         for lane in crate::lanes::split(event.payload.records) {
