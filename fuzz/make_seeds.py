@@ -253,4 +253,57 @@ write("ingest_prepare", "wrong-media-type",
       request([("content-type", "text/plain"), ("Stripe-Signature", "t=1,v1=00")], "{}", {"source": "stripe"}))
 write("ingest_prepare", "too-large", request([], "x" * 1025, {"source": "github", "content-length": 1025}))
 
+# --- Destination filters: a filter's JSON on the first line, then the event -----------------
+def filter_case(flt, event):
+    if not isinstance(event, (str, bytes)):
+        event = json.dumps(event, separators=(",", ":"))
+    if isinstance(event, str):
+        event = event.encode()
+    return json.dumps(flt, separators=(",", ":")).encode() + b"\n" + event
+
+
+INVOICE = {"id": "evt_1", "object": "event", "type": "invoice.payment_succeeded",
+           "data": {"object": {"id": "in_1", "amount_paid": 2500, "currency": "usd",
+                               "lines": {"data": [{"amount": 2000, "price": {"unit_amount": 2000}},
+                                                  {"amount": 500.0, "price": {"unit_amount": 500}}]},
+                               "metadata": {"tenant": "acme-eu"}, "tax": None}}}
+STRIPE_EVENT = {"body": INVOICE, "headers": {"stripe-signature": "t=1,v1=00",
+                                             "content-type": "application/json"}, "source": "stripe"}
+GITHUB_EVENT = {"body": {"ref": "refs/heads/main", "commits": [{"id": "c1", "added": ["a.rs"]}]},
+                "headers": {"x-github-event": "push", "user-agent": "GitHub-Hookshot/1"},
+                "source": "github"}
+for name, flt, event in [
+    ("starts-with", {"body": {"type": {"$startsWith": "invoice."}}}, STRIPE_EVENT),
+    ("nested-gte", {"source": "stripe", "body": {"data": {"object": {"amount_paid": {"$gte": 1000}}}}},
+     STRIPE_EVENT),
+    ("or-of-types", {"body": {"type": {"$or": ["invoice.paid", "invoice.payment_failed",
+                                               "invoice.payment_succeeded"]}}}, STRIPE_EVENT),
+    ("header", {"headers": {"X-GitHub-Event": "push"}}, GITHUB_EVENT),
+    ("arrays", {"body": {"data": {"object": {"lines": {"data": [{"amount": 500}, {"price": {"unit_amount": {"$gt": 1000}}}]}}}}},
+     STRIPE_EVENT),
+    ("every-operator", {"$and": [
+        {"body": {"commits": {"id": {"$in": ["c0", "c1"]}, "added": {"$contains": "a.rs"}}}},
+        {"body": {"ref": {"$endsWith": "/main", "$neq": "refs/heads/dev", "$nin": ["x"]}}},
+        {"headers": {"user-agent": {"$gte": "GitHub", "$lt": "GitHub-Z", "$lte": "H", "$eq": "GitHub-Hookshot/1"}}},
+        {"$or": [{"source": "stripe"}, {"source": {"$not": "stripe"}}]},
+        {"$not": {"body": {"deleted": {"$exist": True}}}},
+     ]}, GITHUB_EVENT),
+    ("not-json-body", {"body": {"$exist": False}, "headers": {"x-a": "1"}},
+     {"headers": {"x-a": "1"}, "source": "s"}),
+    ("form-body", {"body": {"Digits": "1234", "From": {"$startsWith": "+1"}}},
+     "Digits=5678&Digits=1234&From=%2B14158675309&To=%2B18005551212"),
+    ("no-match", {"source": "stripe", "body": {"data": {"object": {"amount_paid": {"$gte": 10000}}}}},
+     STRIPE_EVENT),
+    ("invalid-regex", {"body": {"type": {"$regex": "^invoice"}}}, STRIPE_EVENT),
+    ("invalid-in-string", {"body": {"type": {"$in": "invoice"}}}, STRIPE_EVENT),
+    ("invalid-top-level", {"query": {"a": "b"}}, STRIPE_EVENT),
+    ("invalid-empty-or", {"body": {"$or": []}}, STRIPE_EVENT),
+    ("invalid-exist", {"headers": {"x-a": {"$exist": "yes"}}}, STRIPE_EVENT),
+]:
+    write("filter", name, filter_case(flt, event))
+deep = "leaf"
+for _ in range(31):
+    deep = {"k": deep}
+write("filter", "invalid-too-deep", filter_case({"body": deep}, {"body": {}}))
+
 print("seeds written to", ROOT)

@@ -260,3 +260,42 @@ fn ingest_seeds_reach_the_paths_they_were_written_for() {
         Err(IngestError::PayloadTooLarge { limit: 1024 })
     );
 }
+
+#[test]
+fn filter_seeds_reach_the_paths_they_were_written_for() {
+    use sluice_protocol::filter::Filter;
+    let outcome = |name: &str| {
+        let data = seed("filter", name);
+        let case = targets::filter::Case::parse(&data);
+        let filter = case.filter.as_ref().expect("the first line is JSON");
+        Filter::compile(filter)
+            .map(|f| f.matches(&case.event()))
+            .map_err(|e| e.path)
+    };
+    for name in [
+        "starts-with",
+        "nested-gte",
+        "or-of-types",
+        "header",
+        "arrays",
+        "every-operator",
+        "not-json-body",
+        "form-body",
+    ] {
+        assert_eq!(outcome(name), Ok(true), "{name}");
+    }
+    assert_eq!(outcome("no-match"), Ok(false));
+    for (name, path) in [
+        ("invalid-regex", "body.type.$regex"),
+        ("invalid-in-string", "body.type.$in"),
+        ("invalid-top-level", "query"),
+        ("invalid-empty-or", "body.$or"),
+        ("invalid-exist", "headers.x-a.$exist"),
+        (
+            "invalid-too-deep",
+            "body.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k.k",
+        ),
+    ] {
+        assert_eq!(outcome(name), Err(path.to_string()), "{name}");
+    }
+}

@@ -6,6 +6,7 @@ pub mod archive_key;
 pub mod claim_check;
 pub mod envelope_decode;
 pub mod envelope_roundtrip;
+pub mod filter;
 pub mod ingest_prepare;
 pub mod secrets;
 pub mod sig_generic;
@@ -26,6 +27,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("claim_check", claim_check::run),
     ("envelope_decode", envelope_decode::run),
     ("envelope_roundtrip", envelope_roundtrip::run),
+    ("filter", filter::run),
     ("ingest_prepare", ingest_prepare::run),
     ("secrets", secrets::run),
     ("sig_generic", sig_generic::run),

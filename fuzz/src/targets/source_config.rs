@@ -17,8 +17,21 @@ pub fn run(data: &[u8]) {
         Err(e) => {
             let message = e.to_string();
             assert!(!message.is_empty());
-            if let ConfigError::BadField { source_name, .. } = &e {
-                assert!(message.contains(&format!("source `{source_name}`")));
+            match &e {
+                ConfigError::BadField { source_name, .. } => {
+                    assert!(message.contains(&format!("source `{source_name}`")));
+                }
+                ConfigError::BadDestination {
+                    source_name,
+                    destination,
+                    field,
+                    ..
+                } => {
+                    assert!(message.contains(&format!(
+                        "source `{source_name}`: destination `{destination}`: field `{field}`"
+                    )));
+                }
+                _ => {}
             }
             return;
         }
@@ -40,9 +53,14 @@ pub fn run(data: &[u8]) {
         assert!(var["SLUICE_SECRET_".len()..]
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
-        assert!(
-            source.destination.starts_with("http://") || source.destination.starts_with("https://")
-        );
+        assert!(source.destination.is_none(), "the old form is normalised");
+        assert!(!source.destinations.is_empty());
+        for (i, d) in source.destinations.iter().enumerate() {
+            assert!(d.url.starts_with("http://") || d.url.starts_with("https://"));
+            assert_eq!(d.validate(), Ok(()));
+            assert!(!source.destinations[..i].iter().any(|o| o.name == d.name));
+            assert_eq!(source.destination(&d.name), Some(d));
+        }
         assert!(source.max_body_bytes > 0);
         assert_eq!(
             source.allows_content_type(None),
