@@ -333,7 +333,8 @@ impl Consumer {
         let outcome = match &envelope {
             Ok(e) => {
                 let queued = record.body.as_deref().unwrap_or_default();
-                self.fan_out(e, queued, only, held, deadline_ms).await
+                self.fan_out(message_id, e, queued, only, held, deadline_ms)
+                    .await
             }
             Err(f) => EventOutcome::Message(f.clone()),
         };
@@ -440,6 +441,25 @@ impl Consumer {
                         }
                         None => false,
                     };
+                if let Some(claim) = &p.held_claim {
+                    // Dead-lettered: marked so this message, received again for another
+                    // destination, skips the pair. Not sent: released for the retry.
+                    let marked = if dead {
+                        let expiration = now_ms() / 1000 + self.config.completed_ttl.as_secs();
+                        before_deadline(
+                            deadline_ms,
+                            self.claims
+                                .dead_lettered(claim, event_id, message_id, expiration),
+                        )
+                        .await
+                    } else {
+                        self.release_claim(claim, event_id, deadline_ms).await;
+                        Ok(())
+                    };
+                    if let Err(e) = marked {
+                        tracing::warn!(destination = %p.destination, detail = %e, "could not mark the pair dead-lettered; a later receive of this message may dead-letter it again");
+                    }
+                }
                 if dead {
                     dead_lettered.push(p.destination.clone());
                 } else {
@@ -479,6 +499,7 @@ impl Consumer {
                 PairResult::Delivered => "delivered",
                 PairResult::Duplicate => "duplicate",
                 PairResult::HeldBack => "held_back",
+                PairResult::DeadLetteredBefore => "dead_lettered_before",
                 PairResult::Failed(_) if dead_lettered.iter().any(|d| d == destination) => {
                     "dead_lettered"
                 }
@@ -488,6 +509,9 @@ impl Consumer {
                 PairResult::Delivered | PairResult::Duplicate => {
                     tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, latency_ms, age_ms, "event done");
                 }
+                PairResult::DeadLetteredBefore => {
+                    tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, "not tried again: this message dead-lettered it for this destination on an earlier receive");
+                }
                 PairResult::HeldBack => {
                     tracing::info!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, "not delivered here: an earlier record of its message group waits for this destination");
                 }
@@ -495,7 +519,7 @@ impl Consumer {
                     tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, destination, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, backoff_ceiling_secs, latency_ms, "event failed");
                 }
             }
-            if outcome != "held_back" {
+            if !matches!(outcome, "held_back" | "dead_lettered_before") {
                 let delivered = outcome == "delivered";
                 println!(
                     "{}",

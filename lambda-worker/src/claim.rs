@@ -1,12 +1,18 @@
 //! Idempotency claims in DynamoDB, with the semantics of Powertools for AWS Lambda's
 //! idempotency utility.
 //!
-//! One item per event key: `pk`, `status` (INPROGRESS / COMPLETED), `expiration` (epoch
+//! One item per event key (per (event, destination) pair with routes): `pk`, `status`
+//! (INPROGRESS / COMPLETED / DEADLETTERED), `expiration` (epoch
 //! seconds; the table's TTL attribute), `in_progress_expiration` (epoch ms, from the
 //! invocation deadline), `validation` (SHA-256 of the payload), `event_id`. A claim is one
 //! conditional PutItem that returns the old item on conflict, so the happy path costs one
 //! write to claim and one to complete, and no reads. TTL deletion lags by up to 48 h, so
 //! expirations are compared, never assumed deleted.
+//!
+//! DEADLETTERED marks a pair dead-lettered by the SQS message `dead_letter_message`: that
+//! same message received again (it waits for another destination) skips the pair instead
+//! of dead-lettering it a second time, while any other message for the pair (a redrive, a
+//! replay, a provider retry) takes the claim over and tries again.
 
 use crate::ddb_direct::{Answer, Direct};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -20,6 +26,7 @@ use tokio::sync::OnceCell;
 
 pub const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 pub const STATUS_COMPLETED: &str = "COMPLETED";
+pub const STATUS_DEAD_LETTERED: &str = "DEADLETTERED";
 
 /// The result of trying to claim an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +39,8 @@ pub enum Claim {
     InProgressElsewhere,
     /// The key was seen with a different payload.
     PayloadMismatch,
+    /// This same SQS message dead-lettered the pair already: settled, not tried again.
+    DeadLettered,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +60,8 @@ pub struct ClaimStore {
 }
 
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiration < :now \
-                 OR (#status = :inprogress AND in_progress_expiration < :now_ms)";
+                 OR (#status = :inprogress AND in_progress_expiration < :now_ms) \
+                 OR (#status = :dead AND dead_letter_message <> :message)";
 const COMPLETE_UPDATE: &str =
     "SET #status = :completed, expiration = :exp REMOVE in_progress_expiration";
 
@@ -86,13 +96,18 @@ fn claim_item<'a>(
 }
 
 /// The values `CLAIM_CONDITION` reads.
-fn claim_values(now_ms: u64) -> Attrs<'static, 3> {
+fn claim_values(now_ms: u64, message_id: &str) -> Attrs<'_, 5> {
     [
         (":now", Attr::N(now_ms / 1000)),
         (":now_ms", Attr::N(now_ms)),
         (":inprogress", Attr::S(STATUS_IN_PROGRESS)),
+        (":dead", Attr::S(STATUS_DEAD_LETTERED)),
+        (":message", Attr::S(message_id)),
     ]
 }
+
+/// What a claim's caller says of the SQS message it works on, when there is none.
+const NO_MESSAGE: &str = "-";
 
 /// The values `COMPLETE_UPDATE` writes.
 fn complete_values(expiration_secs: u64) -> Attrs<'static, 2> {
@@ -221,9 +236,35 @@ impl ClaimStore {
         })
     }
 
-    /// Tries to claim `key` until `in_progress_until_ms`.
+    /// Tries to claim `key` until `in_progress_until_ms`, for no particular SQS message.
     pub async fn claim(
         &self,
+        key: &str,
+        event_id: &str,
+        validation: &str,
+        now_ms: u64,
+        in_progress_until_ms: u64,
+        expiration_secs: u64,
+    ) -> Result<Claim, ClaimError> {
+        let message = NO_MESSAGE;
+        self.claim_for(
+            message,
+            key,
+            event_id,
+            validation,
+            now_ms,
+            in_progress_until_ms,
+            expiration_secs,
+        )
+        .await
+    }
+
+    /// Tries to claim `key` until `in_progress_until_ms` while working on the SQS message
+    /// `message_id` (a pair this message dead-lettered stays settled for it).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_for(
+        &self,
+        message_id: &str,
         key: &str,
         event_id: &str,
         validation: &str,
@@ -247,7 +288,7 @@ impl ClaimStore {
             in_progress_until_ms,
             expiration_secs,
         );
-        let values = claim_values(now_ms);
+        let values = claim_values(now_ms, message_id);
         let started = Instant::now();
         let mut tried = None;
         if let Some(direct) = self.direct().await {
@@ -319,6 +360,43 @@ impl ClaimStore {
         result.map(|_| ()).map_err(|e| ClaimError(error_detail(&e)))
     }
 
+    /// Marks this consumer's claim on `key` dead-lettered by `message_id` (its dead letter
+    /// was sent): that message, received again, skips the pair. Failure path only: the SDK.
+    pub async fn dead_lettered(
+        &self,
+        key: &str,
+        event_id: &str,
+        message_id: &str,
+        expiration_secs: u64,
+    ) -> Result<(), ClaimError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression(
+                "SET #status = :dead, dead_letter_message = :message, expiration = :exp \
+                 REMOVE in_progress_expiration",
+            )
+            .condition_expression("#status = :inprogress AND event_id = :event_id")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":dead", s(STATUS_DEAD_LETTERED))
+            .expression_attribute_values(":message", s(message_id))
+            .expression_attribute_values(":exp", n(expiration_secs))
+            .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
+            .expression_attribute_values(":event_id", s(event_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.into_service_error() {
+                // No longer our claim (it expired and was taken over): nothing to mark.
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(()),
+                other => Err(ClaimError(error_detail(&other))),
+            },
+        }
+    }
+
     /// Gives up this consumer's claim so a retry can run. Only deletes the claim if it is
     /// still this event's in-progress claim.
     pub async fn release(&self, key: &str, event_id: &str) -> Result<(), ClaimError> {
@@ -364,6 +442,8 @@ fn judge_conflict(
     }
     match field("status") {
         Some(STATUS_COMPLETED) => Claim::AlreadyCompleted,
+        // The condition lets any other message take a dead-lettered pair over.
+        Some(STATUS_DEAD_LETTERED) => Claim::DeadLettered,
         // Our own claim, written by an earlier try of this same call.
         Some(STATUS_IN_PROGRESS) if field("claim_token") == Some(token) => Claim::Acquired,
         _ => Claim::InProgressElsewhere,

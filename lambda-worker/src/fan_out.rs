@@ -35,6 +35,8 @@ pub enum PairResult {
     Failed(Failure),
     /// Not tried: an earlier message of its FIFO group still waits for this destination.
     HeldBack,
+    /// This same message dead-lettered the pair on an earlier receive: settled.
+    DeadLetteredBefore,
 }
 
 /// One pair's outcome.
@@ -44,6 +46,9 @@ pub struct PairOutcome {
     pub result: PairResult,
     /// How long its delivery took (0 when none was attempted).
     pub latency_ms: u64,
+    /// The pair's key, when this consumer still holds its claim (a permanent failure
+    /// waiting to be dead-lettered: the claim is then marked so, or released).
+    pub held_claim: Option<String>,
 }
 
 /// What became of one event on this receive.
@@ -74,8 +79,10 @@ impl Consumer {
     /// one destination (a per-destination dead letter sent back, a replay for one
     /// destination); `held` are destinations an earlier message of the same FIFO group
     /// still waits for.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn fan_out(
         &self,
+        message_id: &str,
         envelope: &Envelope,
         queued: &str,
         only: Option<&str>,
@@ -184,7 +191,15 @@ impl Consumer {
             async move {
                 let claim = self
                     .claims
-                    .claim(&key, &envelope.id, validation, now, deadline_ms, expiration)
+                    .claim_for(
+                        message_id,
+                        &key,
+                        &envelope.id,
+                        validation,
+                        now,
+                        deadline_ms,
+                        expiration,
+                    )
                     .await;
                 (key, claim)
             }
@@ -198,6 +213,7 @@ impl Consumer {
                     continue;
                 }
                 Ok(Claim::AlreadyCompleted) => PairResult::Duplicate,
+                Ok(Claim::DeadLettered) => PairResult::DeadLetteredBefore,
                 Ok(Claim::InProgressElsewhere) => PairResult::Failed(Failure::transient(
                     "in_progress",
                     "another consumer holds this event for this destination",
@@ -222,11 +238,12 @@ impl Consumer {
             Err(failure) => Err(failure),
         };
         if let Err(failure) = ready {
-            for (route, key) in won {
+            // The event's own failure (its body, the archive), not a destination's: the
+            // message is settled as a whole, once.
+            for (_, key) in won {
                 self.release_claim(&key, &envelope.id, deadline_ms).await;
-                outcomes.push(pair(route, PairResult::Failed(failure.clone()), 0));
             }
-            return EventOutcome::Pairs(outcomes);
+            return EventOutcome::Message(failure);
         }
         let Payload::Here(body) = &payload else {
             // read_payload leaves the body in hand or fails.
@@ -240,7 +257,11 @@ impl Consumer {
             let result = self
                 .deliver_pair(route, &key, envelope, body, source, now, deadline_ms)
                 .await;
-            pair(route, result, now_ms().saturating_sub(started))
+            let mut outcome = pair(route, result, now_ms().saturating_sub(started));
+            if matches!(&outcome.result, PairResult::Failed(f) if self.keeps_claim(f)) {
+                outcome.held_claim = Some(key);
+            }
+            outcome
         }))
         .await;
         outcomes.extend(deliveries);
@@ -293,10 +314,19 @@ impl Consumer {
                 PairResult::Delivered
             }
             Err(failure) => {
-                self.release_claim(key, &envelope.id, deadline_ms).await;
+                // A permanent failure keeps its claim until its dead letter is sent (then
+                // it is marked dead-lettered, or released if the send fails).
+                if !self.keeps_claim(&failure) {
+                    self.release_claim(key, &envelope.id, deadline_ms).await;
+                }
                 PairResult::Failed(failure)
             }
         }
+    }
+
+    /// Whether a failed delivery's claim is kept for its dead letter.
+    fn keeps_claim(&self, failure: &Failure) -> bool {
+        failure.kind == crate::outcome::FailureKind::Permanent && self.config.dlq_url.is_some()
     }
 
     /// Reads a claim-checked body from S3 (once), bounded by the delivery window.
@@ -338,5 +368,6 @@ fn pair(route: &Route, result: PairResult, latency_ms: u64) -> PairOutcome {
         destination: route.name.clone(),
         result,
         latency_ms,
+        held_claim: None,
     }
 }

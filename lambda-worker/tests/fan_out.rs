@@ -358,3 +358,58 @@ async fn the_default_destination_keeps_its_key_across_the_upgrade() {
         "default already had it (key `shop#k1`, as before routes); audit is new"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_is_dead_lettered_once_while_its_message_waits_for_another() {
+    let w = world("once").await;
+    let recorder = Arc::new(Recorder::default());
+    recorder.permanent.lock().unwrap().push("orders".into());
+    recorder.transient.lock().unwrap().insert("flaky".into(), 2);
+    let consumer = consumer(&w, SourcesConfig::from_json(SOURCES).unwrap(), &recorder);
+    let order = r#"{"type":"order.shipped"}"#;
+    let record = shop_record("m1", "k5", order);
+    // Three receives of the same message: flaky fails twice, then is delivered.
+    for receive in 0..3 {
+        let response = support::handle(&consumer, vec![record.clone()]).await;
+        assert_eq!(
+            failed(&response).is_empty(),
+            receive == 2,
+            "receive {receive}"
+        );
+    }
+    assert_eq!(
+        recorder.count("orders", order),
+        1,
+        "the dead-lettered pair is not tried again by its own message"
+    );
+    assert_eq!(recorder.count("all", order), 1);
+    assert_eq!(recorder.count("flaky", order), 3);
+    let sqs = aws_sdk_sqs::Client::new(&w.sdk);
+    let dead = sqs
+        .receive_message()
+        .queue_url(&w.dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1, "one dead letter, not one per receive");
+
+    // Sent back (a new message, as a redrive sends it) once fixed: delivered there once.
+    recorder.permanent.lock().unwrap().clear();
+    recorder.clear();
+    let mut back = support::record("m9", dead[0].body.as_deref().unwrap());
+    let mut destination = SqsMessageAttribute::default();
+    destination.string_value = Some("orders".into());
+    destination.data_type = Some("String".into());
+    back.message_attributes
+        .insert(DESTINATION.into(), destination);
+    let response = support::handle(&consumer, vec![back]).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(
+        recorder.calls(),
+        [("orders".to_string(), order.to_string())]
+    );
+}
