@@ -179,11 +179,11 @@ bench: tools edge build .venv-bench/.installed
 	@echo "edge: Sluice vs the same job as a TypeScript Worker (bench/ts-worker), both under wrangler dev, SQS/S3 stubbed (wrk, 16 connections, 5 x 5 s per Worker and case; about 5 min):"
 	target/debug/sluice-edge-load --seconds 5 --repeats 5 --json target/bench-edge.json
 	@echo
-	@echo "consumer: the release bootstrap vs Powertools for AWS Lambda (Python) under a local Lambda Runtime API (moto, local destination):"
+	@echo "consumer: the release bootstrap vs Powertools for AWS Lambda (Python) under a local Lambda Runtime API (moto, local destination), a source with 1 and with 3 destinations:"
 	cargo build --release -p sluice-lambda-worker --bin bootstrap
 	target/debug/sluice-consumer-bench --bootstrap target/release/bootstrap \
 		--baseline '.venv-bench/bin/python -m awslambdaric handler.handler' --baseline-dir bench/powertools \
-		--repeats 5 --json target/bench-consumer.json
+		--destinations 1,3 --repeats 5 --json target/bench-consumer.json
 	@echo
 	@echo "the whole local pipeline under load (moto is the bottleneck; its own ceiling is printed last):"
 	target/debug/sluice-pipeline-load --events 1000

@@ -4,18 +4,26 @@
 # the Rust `bootstrap`, and compares the two).
 #
 # The same job per SQS record: decode Sluice's queue envelope (protocol/src/envelope.rs),
-# claim the event in DynamoDB (Powertools idempotency: one conditional PutItem, then an
+# then for each of the source's destinations (its routes, README "Routes: one source,
+# several destinations"), one after the other: claim the (event, destination) pair in
+# DynamoDB (Powertools idempotency, keyed per destination: one conditional PutItem, then an
 # UpdateItem to COMPLETED; the record is deleted again when delivery fails), POST the body
-# to the source's destination signed with Standard Webhooks headers (`webhook-id` = the
-# dedup key), and answer a partial batch response (Powertools batch utility).
+# to that destination signed with Standard Webhooks headers (`webhook-id` = the pair's key,
+# Sluice's: `{source}#{key}` for the destination `default`, `{source}#{key}#{destination}`
+# for the others; `sluice-destination` = its name), and answer a partial batch response
+# (Powertools batch utility). A record fails if any destination fails; on its retry the
+# destinations delivered before are skipped (their claims are COMPLETED).
 #
 # Configuration: the consumer's own variables (SLUICE_SOURCES, SLUICE_TABLE,
 # SLUICE_DESTINATION_SECRET, SLUICE_COMPLETED_TTL_SECS, SLUICE_DELIVERY_TIMEOUT_MS); AWS
-# settings (AWS_ENDPOINT_URL for the local stack) come from boto3's usual chain.
+# settings (AWS_ENDPOINT_URL for the local stack) come from boto3's usual chain. A source's
+# `destinations` (name, url, plain `headers`, `timeout_ms`) or, the old way, its one
+# `destination` URL (named `default`).
 #
-# Not reproduced (not on the happy path the benchmark measures): claim-checked S3 bodies,
-# the envelope archive, dead-lettering with a reason, backoff through visibility changes,
-# FIFO ordering, EMF metrics.
+# Not reproduced (not on the happy path the benchmark measures): filters, secret header
+# references and per-destination signing secrets (refused at start-up, never ignored),
+# claim-checked S3 bodies, the envelope archive, dead-lettering with a reason, backoff
+# through visibility changes, FIFO ordering, EMF metrics, concurrent delivery.
 
 import base64
 import hashlib
@@ -39,10 +47,38 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.config import Config
 
 ENVELOPE_VERSION = 2  # a JSON line, then a text body as received (protocol/src/envelope.rs)
-SOURCES = {s["name"]: s for s in json.loads(os.environ["SLUICE_SOURCES"])["sources"]}
+DEFAULT_DESTINATION = "default"  # a source's one destination written the old way
 _secret = os.environ.get("SLUICE_DESTINATION_SECRET", "")
 SECRET = base64.b64decode(_secret.removeprefix("whsec_")) if _secret else None
 DELIVERY_TIMEOUT = int(os.environ.get("SLUICE_DELIVERY_TIMEOUT_MS", "10000")) / 1000
+
+
+def routes_of(source: dict) -> list[dict]:
+    """A source's destinations, each with its URL, plain headers and timeout in seconds."""
+    if "destination" in source:
+        destinations = [{"name": DEFAULT_DESTINATION, "url": source["destination"]}]
+    else:
+        destinations = source["destinations"]
+    routes = []
+    for d in destinations:
+        unsupported = {"filter", "signing_secret_arn"} & d.keys()
+        if unsupported or not all(isinstance(v, str) for v in d.get("headers", {}).values()):
+            raise ValueError(
+                f"source {source['name']!r}: destination {d['name']!r}: "
+                f"{sorted(unsupported) or 'secret headers'} not supported by this baseline"
+            )
+        routes.append(
+            {
+                "name": d["name"],
+                "url": d["url"],
+                "headers": {k.lower(): v for k, v in d.get("headers", {}).items()},
+                "timeout": d.get("timeout_ms", DELIVERY_TIMEOUT * 1000) / 1000,
+            }
+        )
+    return routes
+
+
+ROUTES = {s["name"]: routes_of(s) for s in json.loads(os.environ["SLUICE_SOURCES"])["sources"]}
 
 # Like Sluice: a batch whose records all failed is still a partial batch response.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -86,7 +122,7 @@ def decode_envelope(text: str) -> dict:
 )
 def deliver(event: dict) -> dict:
     envelope = event["envelope"]
-    source = SOURCES[envelope["source"]]
+    route = event["route"]
     body = envelope["body_bytes"]
     headers = {
         name: value
@@ -95,8 +131,10 @@ def deliver(event: dict) -> dict:
     }
     if envelope.get("content_type"):
         headers["content-type"] = envelope["content_type"]
+    headers.update(route["headers"])
     headers["sluice-event-id"] = envelope["id"]
     headers["sluice-source"] = envelope["source"]
+    headers["sluice-destination"] = route["name"]
     if envelope.get("trace_id"):
         headers["sluice-trace-id"] = envelope["trace_id"]
     msg_id = event["dedup_key"]
@@ -107,25 +145,35 @@ def deliver(event: dict) -> dict:
         mac = hmac.new(SECRET, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
         headers["webhook-signature"] = "v1," + base64.b64encode(mac.digest()).decode()
     response = http.post(
-        source["destination"],
+        route["url"],
         data=body,
         headers=headers,
-        timeout=(min(3, DELIVERY_TIMEOUT), DELIVERY_TIMEOUT),
+        timeout=(min(3, route["timeout"]), route["timeout"]),
     )
     response.raise_for_status()
     return {"status": response.status_code}
 
 
-def record_handler(record: SQSRecord) -> dict:
+def record_handler(record: SQSRecord) -> list:
     envelope = decode_envelope(record.body)
     key = envelope.get("idempotency_key") or envelope["id"]
-    return deliver(
-        event={
-            "dedup_key": f"{envelope['source']}#{key}",
-            "body_sha256": hashlib.sha256(envelope["body_bytes"]).hexdigest(),
-            "envelope": envelope,
-        }
-    )
+    event_key = f"{envelope['source']}#{key}"
+    body_sha256 = hashlib.sha256(envelope["body_bytes"]).hexdigest()
+    results = []
+    for route in ROUTES[envelope["source"]]:
+        name = route["name"]
+        results.append(
+            deliver(
+                event={
+                    # One idempotency record per (event, destination).
+                    "dedup_key": event_key if name == DEFAULT_DESTINATION else f"{event_key}#{name}",
+                    "body_sha256": body_sha256,
+                    "route": route,
+                    "envelope": envelope,
+                }
+            )
+        )
+    return results
 
 
 def handler(event, context):
