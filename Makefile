@@ -174,6 +174,8 @@ bench: tools edge build .venv-bench/.installed
 	@echo "the same with SHA-256 in software, as on wasm32 where the edge runs:"
 	cargo bench -p sluice-protocol --features soft-sha --bench ingest -- --noplot
 	@python3 bench/ratios.py target/criterion/edge_pure_path | tee target/bench-soft.txt
+	@echo "route filters: match, and parse + match, on a Stripe event (ns per event):"
+	cargo bench -p sluice-protocol --bench filter -- --noplot
 	@echo
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	@echo "edge: Sluice vs the same job as a TypeScript Worker (bench/ts-worker), both under wrangler dev, SQS/S3 stubbed (wrk, 16 connections, 5 x 5 s per Worker and case; about 5 min):"
