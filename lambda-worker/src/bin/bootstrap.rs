@@ -13,7 +13,12 @@ use sluice_lambda_worker::{telemetry, Consumer};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let consumer = Consumer::from_env().await?;
+    // Said in words (a config error names source, destination and field), not as the
+    // error's Debug form, which is all a returned error prints.
+    let consumer = Consumer::from_env().await.map_err(|e| {
+        tracing::error!(detail = %e, "the consumer cannot start");
+        Error::from(e.to_string())
+    })?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
         async move { Ok::<SqsBatchResponse, Error>(consumer.handle(event).await) }

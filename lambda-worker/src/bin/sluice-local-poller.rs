@@ -28,7 +28,12 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init();
     let args = Args::parse();
-    let consumer = Consumer::from_env().await?;
+    // Said in words (a config error names source, destination and field), not as the
+    // error's Debug form, which is all a returned error prints.
+    let consumer = Consumer::from_env().await.map_err(|e| {
+        tracing::error!(detail = %e, "the consumer cannot start");
+        Box::<dyn std::error::Error>::from(e.to_string())
+    })?;
     let sdk = aws_config::load_from_env().await;
     let region = sdk
         .region()
