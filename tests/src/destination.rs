@@ -1,6 +1,7 @@
 //! An HTTP destination for deliveries: records every request, answers per path as told
 //! (succeed, fail N times first, always fail), and optionally appends each delivery as one
-//! JSON line to a file (the `make dev` demo destination, for `tail -f`).
+//! JSON line to a file (the `make dev` demo destination, for `tail -f`), naming the route it
+//! came through (`sluice-destination`).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -42,6 +43,28 @@ pub struct Delivery {
     pub status: u16,
     /// When it arrived.
     pub at: std::time::Instant,
+}
+
+impl Delivery {
+    /// A request header's value (names are lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The destination (route) it was delivered for: `sluice-destination`.
+    pub fn destination(&self) -> Option<&str> {
+        self.header("sluice-destination")
+    }
+
+    /// Its `webhook-id`: the (event, destination) pair's key.
+    pub fn webhook_id(&self) -> Option<&str> {
+        self.header("webhook-id")
+    }
+
+    /// Whether the destination answered 2xx.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
 }
 
 #[derive(Default)]
@@ -176,6 +199,8 @@ async fn handle(
         let line = serde_json::json!({
             "path": path,
             "status": status,
+            "source": headers.get("sluice-source"),
+            "destination": headers.get("sluice-destination"),
             "event_id": headers.get("sluice-event-id"),
             "webhook_id": headers.get("webhook-id"),
             "content_type": headers.get("content-type"),

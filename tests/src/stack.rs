@@ -17,7 +17,8 @@ use rand::RngCore;
 use serde::Serialize;
 use sluice_protocol::signature::mac::Algorithm;
 use sluice_protocol::signature::{Encoding, GenericHmac, SchemeOptions};
-use sluice_protocol::{Scheme, SourceConfig, SourcesConfig};
+use sluice_protocol::{DestinationConfig, Scheme, SourceConfig, SourcesConfig};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +40,18 @@ pub struct SourceSpec {
     pub content_types: Vec<String>,
     /// The source's `require_json`.
     pub require_json: bool,
+    /// The source's destinations (its routes). `None`: one destination, `default`, at
+    /// `destination_url/<name>`, written the old way (`"destination": "<url>"`), as every
+    /// source was before routes.
+    pub destinations: Option<Vec<DestinationConfig>>,
+    /// What the edge verifies with (`SLUICE_SECRET_<NAME>`: the current secret, then any
+    /// previous ones, space-separated); the first is what the provider signs with. `None`:
+    /// fresh dev secrets.
+    pub secret: Option<String>,
+    /// The source as configured, for the settings this spec has no field for (body limit,
+    /// timestamp tolerance, FIFO group key): a source read from a sources file. `None`:
+    /// their defaults.
+    pub base: Option<SourceConfig>,
 }
 
 impl From<(&str, Scheme)> for SourceSpec {
@@ -51,11 +64,42 @@ impl From<(&str, Scheme)> for SourceSpec {
             public_url: None,
             content_types: Vec::new(),
             require_json: false,
+            destinations: None,
+            secret: None,
+            base: None,
         }
     }
 }
 
-/// One source per scheme, named after it, as `make dev` declares them.
+impl SourceSpec {
+    /// A source with these destinations.
+    pub fn routed(name: &str, scheme: Scheme, destinations: Vec<DestinationConfig>) -> Self {
+        SourceSpec {
+            destinations: Some(destinations),
+            ..SourceSpec::from((name, scheme))
+        }
+    }
+
+    /// The source exactly as `config` declares it (destination URLs as given), with fresh
+    /// dev secrets unless [`SourceSpec::secret`] is set afterwards.
+    pub fn from_config(config: &SourceConfig) -> Self {
+        SourceSpec {
+            name: config.name.clone(),
+            scheme: config.scheme,
+            ed25519: false,
+            generic: config.generic.clone(),
+            public_url: config.public_url.clone(),
+            content_types: config.content_types.clone(),
+            require_json: config.require_json,
+            destinations: Some(config.destinations.clone()),
+            secret: None,
+            base: Some(config.clone()),
+        }
+    }
+}
+
+/// One source per scheme, named after it (`make dev` declares these and
+/// [`demo_router`]).
 pub fn every_scheme() -> Vec<SourceSpec> {
     let mut specs: Vec<SourceSpec> = [
         ("stripe", Scheme::Stripe),
@@ -72,6 +116,19 @@ pub fn every_scheme() -> Vec<SourceSpec> {
     .collect();
     specs[6].ed25519 = true;
     specs
+}
+
+/// `make dev`'s routed source: `shop-router` (Standard Webhooks) fans out to two
+/// destinations under `destination_url`: `orders` takes only events whose `type` starts with
+/// `order.`, `all` takes every event.
+pub fn demo_router(destination_url: &str) -> SourceSpec {
+    let base = destination_url.trim_end_matches('/');
+    let orders = DestinationConfig {
+        filter: Some(serde_json::json!({"body": {"type": {"$startsWith": "order."}}})),
+        ..DestinationConfig::new("orders", &format!("{base}/shop-router/orders"))
+    };
+    let all = DestinationConfig::new("all", &format!("{base}/shop-router/all"));
+    SourceSpec::routed("shop-router", Scheme::StandardWebhooks, vec![orders, all])
 }
 
 /// The generic HMAC settings the demo `generic` source uses.
@@ -99,7 +156,12 @@ pub struct DemoSource {
     /// What the edge holds (`SLUICE_SECRET_<NAME>`): the current and previous secrets (for
     /// ed25519, the public keys), space-separated.
     pub verify_secret: String,
-    pub destination: String,
+    /// The URL of its one destination, for a source with exactly one (as every source had
+    /// before routes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Every destination, with its filter (header values are not listed).
+    pub destinations: Vec<DemoDestination>,
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
@@ -107,7 +169,45 @@ pub struct DemoSource {
     pub generic: Option<GenericHmac>,
 }
 
+/// One destination of a [`DemoSource`], as `stack.json` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DemoDestination {
+    pub name: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+}
+
+impl DemoDestination {
+    fn listing(destinations: &[DestinationConfig]) -> Vec<DemoDestination> {
+        destinations
+            .iter()
+            .map(|d| DemoDestination {
+                name: d.name.clone(),
+                url: d.url.clone(),
+                filter: d.filter.clone(),
+            })
+            .collect()
+    }
+}
+
 impl DemoSource {
+    /// The URL of the destination called `name`.
+    pub fn destination_url(&self, name: &str) -> Option<&str> {
+        self.destinations
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.url.as_str())
+    }
+
+    fn set_destinations(&mut self, destinations: &[DestinationConfig]) {
+        self.destinations = DemoDestination::listing(destinations);
+        self.destination = match destinations {
+            [one] => Some(one.url.clone()),
+            _ => None,
+        };
+    }
+
     /// Headers a provider would send for `body`, signed now with this source's secret.
     pub fn sign(&self, id: &str, body: &[u8]) -> Vec<(String, String)> {
         self.sign_at(id, unix_now(), body)
@@ -179,7 +279,8 @@ pub fn dev_ed25519_pair() -> (String, String) {
 pub struct StackOptions {
     /// Logs, generated wrangler config, `stack.json`.
     pub dir: PathBuf,
-    /// Sources to declare. Each delivers to `destination_url/<name>`.
+    /// Sources to declare. Each delivers to its [`SourceSpec::destinations`], or without
+    /// them to `destination_url/<name>`.
     pub sources: Vec<SourceSpec>,
     pub destination_url: String,
     /// Fixed ports (for `make dev`); free ports when `None`.
@@ -194,6 +295,9 @@ pub struct StackOptions {
     /// Put a [`FaultProxy`] between the edge/consumer and moto (the test's own AWS clients
     /// still talk to moto directly); set its faults through [`Stack::aws_faults`].
     pub aws_fault_proxy: bool,
+    /// Extra environment variables of the consumer, set after (so overriding) the stack's
+    /// own: the values of `{"env": "VAR"}` header references, tuning knobs.
+    pub consumer_env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -217,6 +321,7 @@ impl StackOptions {
             poller: true,
             destination_secret: dev_secret(Scheme::StandardWebhooks),
             aws_fault_proxy: false,
+            consumer_env: Vec::new(),
         }
     }
 }
@@ -237,7 +342,11 @@ pub struct Stack {
     pub aws_faults: Option<FaultProxy>,
     /// Where the edge and the consumer send AWS calls: moto, or the fault proxy.
     components_endpoint: String,
-    sources_json: String,
+    /// The sources as the consumer is (next) started with.
+    sources_config: SourcesConfig,
+    /// Sources written the old way (`"destination": "<url>"`).
+    legacy: BTreeSet<String>,
+    consumer_env: Vec<(String, String)>,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     moto: Option<Moto>,
@@ -285,51 +394,83 @@ impl Stack {
             None => free_port()?,
         };
         let edge_url = format!("http://127.0.0.1:{edge_port}");
-        let sources: Vec<DemoSource> = options
+        let default_url =
+            |name: &str| format!("{}/{name}", options.destination_url.trim_end_matches('/'));
+        let configs: Vec<SourceConfig> = options
             .sources
             .iter()
             .map(|spec| {
+                let url = format!("{edge_url}/hooks/{}", spec.name);
+                let mut c = spec.base.clone().unwrap_or_else(|| {
+                    SourceConfig::new(&spec.name, spec.scheme, &default_url(&spec.name))
+                });
+                c.name = spec.name.clone();
+                c.scheme = spec.scheme;
+                c.destination = None;
+                c.public_url =
+                    (spec.scheme == Scheme::Twilio).then(|| spec.public_url.clone().unwrap_or(url));
+                c.generic = (spec.scheme == Scheme::Generic)
+                    .then(|| spec.generic.clone().unwrap_or_else(demo_generic));
+                c.content_types = spec.content_types.clone();
+                c.require_json = spec.require_json;
+                c.destinations = match &spec.destinations {
+                    Some(d) => d.clone(),
+                    None => {
+                        SourceConfig::new(&spec.name, spec.scheme, &default_url(&spec.name))
+                            .destinations
+                    }
+                };
+                c
+            })
+            .collect();
+        let sources_config = SourcesConfig { sources: configs };
+        sources_config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("the stack's sources: {e}"))?;
+        let legacy = options
+            .sources
+            .iter()
+            .filter(|s| s.destinations.is_none())
+            .map(|s| s.name.clone())
+            .collect();
+        let sources: Vec<DemoSource> = options
+            .sources
+            .iter()
+            .zip(&sources_config.sources)
+            .map(|(spec, config)| {
                 let ((secret, current), (previous_secret, previous)) = if spec.ed25519 {
                     (dev_ed25519_pair(), dev_ed25519_pair())
                 } else {
                     let (cur, prev) = (dev_secret(spec.scheme), dev_secret(spec.scheme));
                     ((cur.clone(), cur), (prev.clone(), prev))
                 };
-                let verify_secret = format!("{current} {previous}");
-                let url = format!("{edge_url}/hooks/{}", spec.name);
-                DemoSource {
+                let (secret, previous_secret, verify_secret) = match &spec.secret {
+                    Some(given) => {
+                        let mut parts = given.split_whitespace();
+                        (
+                            parts.next().unwrap_or_default().to_string(),
+                            parts.next().unwrap_or_default().to_string(),
+                            given.trim().to_string(),
+                        )
+                    }
+                    None => (secret, previous_secret, format!("{current} {previous}")),
+                };
+                let mut demo = DemoSource {
                     name: spec.name.clone(),
                     scheme: spec.scheme,
                     secret,
                     previous_secret,
                     verify_secret,
-                    destination: format!(
-                        "{}/{}",
-                        options.destination_url.trim_end_matches('/'),
-                        spec.name
-                    ),
-                    public_url: (spec.scheme == Scheme::Twilio)
-                        .then(|| spec.public_url.clone().unwrap_or_else(|| url.clone())),
-                    generic: (spec.scheme == Scheme::Generic)
-                        .then(|| spec.generic.clone().unwrap_or_else(demo_generic)),
-                    url,
-                }
+                    destination: None,
+                    destinations: Vec::new(),
+                    public_url: config.public_url.clone(),
+                    generic: config.generic.clone(),
+                    url: format!("{edge_url}/hooks/{}", spec.name),
+                };
+                demo.set_destinations(&config.destinations);
+                demo
             })
             .collect();
-        let sources_json = SourcesConfig {
-            sources: sources
-                .iter()
-                .zip(&options.sources)
-                .map(|(s, spec)| SourceConfig {
-                    public_url: s.public_url.clone(),
-                    generic: s.generic.clone(),
-                    content_types: spec.content_types.clone(),
-                    require_json: spec.require_json,
-                    ..SourceConfig::new(&s.name, s.scheme, &s.destination)
-                })
-                .collect(),
-        }
-        .to_json();
 
         let aws_faults = match options.aws_fault_proxy {
             true => Some(FaultProxy::start(&aws_endpoint).await?),
@@ -351,7 +492,9 @@ impl Stack {
             destination_secret: options.destination_secret.clone(),
             aws_faults,
             components_endpoint,
-            sources_json,
+            sources_config,
+            legacy,
+            consumer_env: options.consumer_env.clone(),
             sqs,
             dynamodb,
             moto: Some(moto),
@@ -373,7 +516,7 @@ impl Stack {
             ("SQS_ENDPOINT", self.components_endpoint.clone()),
             ("PAYLOAD_BUCKET", self.bucket.clone()),
             ("S3_ENDPOINT", self.components_endpoint.clone()),
-            ("SLUICE_SOURCES", self.sources_json.clone()),
+            ("SLUICE_SOURCES", self.sources_json()),
         ];
         let mut secrets = vec![
             ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
@@ -407,7 +550,7 @@ impl Stack {
             &function_timeout,
         ])
         .env("SLUICE_QUEUE_URL", &self.queue_url)
-        .env("SLUICE_SOURCES", &self.sources_json)
+        .env("SLUICE_SOURCES", self.sources_json())
         .env("SLUICE_TABLE", &self.table)
         .env("SLUICE_DESTINATION_SECRET", &self.destination_secret)
         .env("SLUICE_DELIVERY_TIMEOUT_MS", "3000")
@@ -419,7 +562,8 @@ impl Stack {
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .envs(self.consumer_env.iter().map(|(k, v)| (k, v)));
         self.poller = Some(Managed::spawn(
             "poller",
             cmd,
@@ -433,6 +577,91 @@ impl Stack {
         if let Some(mut p) = self.poller.take() {
             p.kill();
         }
+    }
+
+    /// Stops the consumer (SIGKILL) and starts a new one, with the sources and environment
+    /// as they are now.
+    pub fn restart_poller(&mut self) -> anyhow::Result<()> {
+        self.kill_poller();
+        self.start_poller()
+    }
+
+    /// Whether a consumer was started and is still running (it exits when its
+    /// configuration does not hold, e.g. a secret reference that cannot be resolved).
+    pub fn poller_running(&mut self) -> bool {
+        self.poller.as_mut().is_some_and(|p| p.is_running())
+    }
+
+    /// Replaces the destinations of `source` (written the new way from then on) for the
+    /// consumers started after this, and in `stack.json`. The running edge keeps its
+    /// configuration: it reads a source's scheme and limits, never its destinations.
+    pub fn set_destinations(
+        &mut self,
+        source: &str,
+        destinations: Vec<DestinationConfig>,
+    ) -> anyhow::Result<()> {
+        let mut config = self.sources_config.clone();
+        let s = config
+            .sources
+            .iter_mut()
+            .find(|s| s.name == source)
+            .ok_or_else(|| anyhow::anyhow!("no source {source} in this stack"))?;
+        s.destinations = destinations.clone();
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("new destinations of {source}: {e}"))?;
+        self.sources_config = config;
+        self.legacy.remove(source);
+        if let Some(demo) = self.sources.iter_mut().find(|s| s.name == source) {
+            demo.set_destinations(&destinations);
+        }
+        self.write_stack_json()
+    }
+
+    /// Sets an environment variable of the consumers started after this.
+    pub fn set_consumer_env(&mut self, name: &str, value: &str) {
+        self.consumer_env.retain(|(k, _)| k != name);
+        self.consumer_env
+            .push((name.to_string(), value.to_string()));
+    }
+
+    /// The sources configuration (`SLUICE_SOURCES`) the edge and the consumer are started
+    /// with: sources declared without destinations written the old way.
+    pub fn sources_json(&self) -> String {
+        let mut doc =
+            match serde_json::from_str::<serde_json::Value>(&self.sources_config.to_json()) {
+                Ok(doc) => doc,
+                Err(_) => return self.sources_config.to_json(),
+            };
+        if let Some(list) = doc["sources"].as_array_mut() {
+            for s in list {
+                let legacy = s["name"].as_str().is_some_and(|n| self.legacy.contains(n));
+                let url = s["destinations"][0]["url"].clone();
+                if let (true, Some(obj)) = (legacy, s.as_object_mut()) {
+                    obj.remove("destinations");
+                    obj.insert("destination".into(), url);
+                }
+            }
+        }
+        doc.to_string()
+    }
+
+    /// Creates a Secrets Manager secret in the stack's moto; its ARN.
+    pub async fn create_secret(&self, name: &str, value: &str) -> anyhow::Result<String> {
+        let sdk = crate::moto::sdk_config(&self.aws_endpoint).await;
+        let out = aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "create secret: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                )
+            })?;
+        out.arn.context("moto returned no secret ARN")
     }
 
     /// Stops moto at once: AWS becomes unreachable for the edge and the consumer.

@@ -202,9 +202,8 @@ fn search_metric(expression: &str) -> Option<(String, String, BTreeMap<String, D
     let (schema, rest) = schema.split_once('}')?;
     let mut parts = schema.split(',').map(str::trim);
     let namespace = parts.next()?.to_string();
-    let mut dimensions: BTreeMap<String, DimValue> = parts
-        .map(|d| (d.to_string(), DimValue::Any))
-        .collect();
+    let mut dimensions: BTreeMap<String, DimValue> =
+        parts.map(|d| (d.to_string(), DimValue::Any)).collect();
     let mut name = None;
     for term in rest.split_whitespace() {
         let (key, value) = term.split_once('=')?;
