@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod aws_error;
+pub mod breaker;
 pub mod claim_check;
 pub mod destination;
 pub mod envelope;
@@ -23,7 +24,9 @@ pub mod ingest;
 pub mod ingest_error;
 pub mod json_text;
 pub mod queue_attributes;
+pub mod rate_limit;
 pub mod retry;
+pub mod schedule;
 pub mod send_message;
 pub mod signature;
 pub mod source;
