@@ -127,10 +127,18 @@ impl DestinationConfig {
                 "must not contain whitespace or control characters",
             ));
         }
+        check_authority(&self.url).map_err(|reason| bad("url", reason))?;
         self.compiled_filter()?;
         for (name, value) in &self.headers {
             let field = format!("headers.{name}");
             check_header(name, value).map_err(|reason| bad(&field, reason))?;
+            if self
+                .headers
+                .keys()
+                .any(|other| other != name && other.eq_ignore_ascii_case(name))
+            {
+                return Err(bad(&field, "given twice (header names ignore case)"));
+            }
         }
         if let Some(arn) = &self.signing_secret_arn {
             if !is_secret_arn(arn) {
@@ -161,6 +169,45 @@ impl DestinationConfig {
             })
             .chain(self.signing_secret_arn.as_deref())
     }
+}
+
+/// The URL's authority: a host (and a port from 1 to 65535), no user or password (a
+/// credential belongs in a secret header, never in the sources file).
+fn check_authority(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("must not carry a user or password: use a secret header instead");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        Some(v6) => match v6.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':')),
+            None => return Err("has an unclosed IPv6 address"),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c) || !c.is_ascii())
+        && !host.starts_with('.')
+        && !host.contains("..");
+    if !host_ok {
+        return Err("has no valid host");
+    }
+    if let Some(port) = port {
+        if !matches!(port.parse::<u32>(), Ok(1..=65535)) {
+            return Err("has a port that is not 1 to 65535");
+        }
+    }
+    Ok(())
 }
 
 /// `{event_key}#{destination}`, or `event_key` for [`DEFAULT_DESTINATION`].
@@ -220,6 +267,7 @@ fn is_reserved_header(lower: &str) -> bool {
             "host"
                 | "content-length"
                 | "content-type"
+                | "content-encoding"
                 | "transfer-encoding"
                 | "connection"
                 | "user-agent"
@@ -235,9 +283,18 @@ fn is_reserved_header(lower: &str) -> bool {
 /// Names that carry credentials: their value must be a secret reference, never inline.
 fn is_credential_header(lower: &str) -> bool {
     matches!(lower, "authorization" | "proxy-authorization" | "cookie")
-        || ["token", "secret", "password", "api-key", "apikey", "auth"]
-            .iter()
-            .any(|w| lower.contains(w))
+        || [
+            "token",
+            "secret",
+            "password",
+            "key",
+            "auth",
+            "signature",
+            "credential",
+            "session",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 fn check_header(name: &str, value: &HeaderValue) -> Result<(), &'static str> {
@@ -353,6 +410,35 @@ mod tests {
             r#"{"name":"a","url":"http://x/y","colour":"red"}"#
         )
         .is_err());
+        for url in [
+            "https://user:pass@example.com/h",
+            "https://exa..mple.com/h",
+            "https://example.com:99999/h",
+            "https://example.com:0/h",
+            "https:///h",
+            "https://[::1/h",
+        ] {
+            let e = err(&format!(r#"{{"name":"a","url":"{url}"}}"#));
+            assert_eq!(e.field, "url", "{url}");
+        }
+        for url in [
+            "https://example.com/h?x=1",
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]:9000/x",
+            "https://hooks.example.com",
+        ] {
+            dest(&format!(r#"{{"name":"a","url":"{url}"}}"#))
+                .validate()
+                .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+        }
+        assert_eq!(
+            err(r#"{"name":"a","url":"http://x/y","headers":{"X-Team":"a","x-team":"b"}}"#).reason,
+            "given twice (header names ignore case)"
+        );
+        assert_eq!(
+            err(r#"{"name":"a","url":"http://x/y","headers":{"x-functions-key":"abc"}}"#).field,
+            "headers.x-functions-key"
+        );
     }
 
     #[test]
