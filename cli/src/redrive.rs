@@ -177,7 +177,8 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
     // Message groups (FIFO) with a message that could not be sent: the rest of the group
     // stays in the DLQ behind it, so the main queue never gets a group out of order.
     let mut held_groups: std::collections::HashSet<String> = Default::default();
-    // Events this run sent back (by event id, or by body for a message without one): one
+    // Events this run sent back (by event id, or by body for a message without one, and
+    // the destination the letter is for): one
     // of them dead-lettered again during the run is left for the next run (it would
     // otherwise use up this run's count and starve the dead letters that were there when
     // it started).
@@ -222,10 +223,13 @@ pub async fn run(args: RedriveArgs, target: &Target, json: bool) -> Result<()> {
                 to_release.insert(message_id, m);
                 continue;
             }
+            // Per destination: one event's dead letters for two destinations (or for one
+            // and for every destination) are different letters, both sent this run.
             let event = letter
                 .event_id
                 .clone()
-                .or_else(|| m.md5_of_body().map(|md5| format!("body md5 {md5}")));
+                .or_else(|| m.md5_of_body().map(|md5| format!("body md5 {md5}")))
+                .map(|e| format!("{e} for {}", letter.destination.as_deref().unwrap_or("*")));
             let why = if event.as_ref().is_some_and(|e| sent_events.contains(e)) {
                 Some("dead-lettered again during this run")
             } else if group.as_ref().is_some_and(|g| held_groups.contains(g)) {

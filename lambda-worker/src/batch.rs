@@ -76,6 +76,10 @@ pub struct Consumer {
     pub(crate) processor: Arc<dyn Processor>,
     pub(crate) config: ConsumerConfig,
     pub(crate) routes: Arc<Routes>,
+    /// Pairs this process delivered but could not mark completed (DynamoDB refused until
+    /// the deadline): never delivered again from here; their completion is retried when
+    /// their message comes back (it does when another destination of it waits).
+    pub(crate) unconfirmed: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +147,7 @@ impl Consumer {
         )?;
         Ok(Arc::new(Consumer {
             routes: Arc::new(routes),
+            unconfirmed: Default::default(),
             claims: ClaimStore::new(dynamodb, config.table.clone()),
             s3,
             sqs,
@@ -362,7 +367,14 @@ impl Consumer {
                 tracing::warn!(message_id, event_key = %key, event_id = %event_id, source = %source, trace_id = %trace_id, attempt, outcome, kind = ?failure.kind, reason = failure.reason, detail = %failure.detail, status = failure.status, backoff_secs, backoff_ceiling_secs, latency_ms, "event failed");
                 println!(
                     "{}",
-                    crate::telemetry::event_metric(&source, only, outcome, None, None)
+                    crate::telemetry::event_metric(
+                        &source,
+                        // Names from the configuration only: metric cardinality stays bounded.
+                        only.filter(|d| self.routes.has(&source, d)),
+                        outcome,
+                        None,
+                        None
+                    )
                 );
                 RecordSettled {
                     ack,
@@ -576,6 +588,9 @@ impl Consumer {
             let left = deadline_ms.saturating_sub(now_ms());
             if left < (pause + COMPLETION_MARGIN).as_millis() as u64 {
                 tracing::error!(event_key = %key, detail = %e, "could not mark a delivered event completed; a later copy of it may be delivered again once its claim expires");
+                if let Ok(mut unconfirmed) = self.unconfirmed.lock() {
+                    unconfirmed.insert(key.to_string());
+                }
                 return;
             }
             tracing::warn!(event_key = %key, detail = %e, "marking a delivered event completed failed; retrying");

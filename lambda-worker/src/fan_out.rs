@@ -134,6 +134,22 @@ impl Consumer {
             .any(|r| r.filter.as_ref().is_some_and(|f| f.uses_body()));
         let filter_body = if reads_body {
             if let Err(failure) = self.read_payload(&mut payload, deadline_ms).await {
+                // A copy of an event delivered everywhere is a duplicate even once its
+                // claim-checked body has expired: settled, not dead-lettered.
+                if failure.kind == crate::outcome::FailureKind::Permanent {
+                    if let Some(done) = self
+                        .delivered_everywhere(
+                            message_id,
+                            envelope,
+                            &payload,
+                            &candidates,
+                            deadline_ms,
+                        )
+                        .await
+                    {
+                        return EventOutcome::Pairs(done);
+                    }
+                }
                 return EventOutcome::Message(failure);
             }
             match &payload {
@@ -170,7 +186,13 @@ impl Consumer {
         let mut outcomes = Vec::with_capacity(matched.len());
         let mut to_claim = Vec::with_capacity(matched.len());
         for route in matched {
-            if held.contains(&route.name) {
+            if self
+                .confirm_unconfirmed(&route.delivery_key(envelope), expiration, deadline_ms)
+                .await
+            {
+                // Delivered from here before; its completion write has now been retried.
+                outcomes.push(pair(route, PairResult::Duplicate, 0));
+            } else if held.contains(&route.name) {
                 outcomes.push(pair(route, PairResult::HeldBack, 0));
             } else if window < route.timeout.as_millis() as u64 {
                 outcomes.push(pair(
@@ -322,6 +344,80 @@ impl Consumer {
                 PairResult::Failed(failure)
             }
         }
+    }
+
+    /// True when this process delivered the pair `key` but could not mark it completed:
+    /// it is not delivered again; the completion is retried (once, bounded) now.
+    async fn confirm_unconfirmed(&self, key: &str, expiration: u64, deadline_ms: u64) -> bool {
+        let known = self
+            .unconfirmed
+            .lock()
+            .map(|set| set.contains(key))
+            .unwrap_or(false);
+        if !known {
+            return false;
+        }
+        let done =
+            crate::settle::before_deadline(deadline_ms, self.claims.complete(key, expiration))
+                .await;
+        match done {
+            Ok(()) => {
+                if let Ok(mut set) = self.unconfirmed.lock() {
+                    set.remove(key);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(event_key = %key, detail = %e, "marking a delivered pair completed failed again; not delivering it again from here");
+            }
+        }
+        true
+    }
+
+    /// When every candidate destination already has the event (their claims are
+    /// completed), their outcomes as duplicates; otherwise `None` (claims taken to find out
+    /// are released).
+    async fn delivered_everywhere(
+        &self,
+        message_id: &str,
+        envelope: &Envelope,
+        payload: &Payload<'_>,
+        candidates: &[&Route],
+        deadline_ms: u64,
+    ) -> Option<Vec<PairOutcome>> {
+        let Payload::InS3(reference) = payload else {
+            return None;
+        };
+        let validation = reference.sha256.to_ascii_lowercase();
+        let now = now_ms();
+        let expiration = now / 1000 + self.config.completed_ttl.as_secs();
+        let mut outcomes = Vec::with_capacity(candidates.len());
+        let mut all = true;
+        for route in candidates {
+            let key = route.delivery_key(envelope);
+            let claim = self
+                .claims
+                .claim_for(
+                    message_id,
+                    &key,
+                    &envelope.id,
+                    &validation,
+                    now,
+                    deadline_ms,
+                    expiration,
+                )
+                .await;
+            match claim {
+                Ok(Claim::AlreadyCompleted) => {
+                    outcomes.push(pair(route, PairResult::Duplicate, 0));
+                }
+                Ok(Claim::Acquired) => {
+                    self.release_claim(&key, &envelope.id, deadline_ms).await;
+                    all = false;
+                }
+                _ => all = false,
+            }
+        }
+        all.then_some(outcomes)
     }
 
     /// Whether a failed delivery's claim is kept for its dead letter.

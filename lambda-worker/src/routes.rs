@@ -194,12 +194,20 @@ impl Routes {
                         let value = secrets.get(arn).ok_or_else(|| {
                             fault("signing_secret_arn", "the secret was not read at start-up")
                         })?;
-                        Some(Scheme::StandardWebhooks.parse_secret(value).map_err(|e| {
+                        let secret = Scheme::StandardWebhooks.parse_secret(value).map_err(|e| {
                             fault(
                                 "signing_secret_arn",
                                 &format!("not a valid whsec_ secret: {e}"),
                             )
-                        })?)
+                        })?;
+                        // A whpk_ public key verifies; it cannot sign.
+                        if matches!(secret, Secret::Ed25519Public(_)) {
+                            return Err(fault(
+                                "signing_secret_arn",
+                                "a whpk_ public key cannot sign: give the whsec_ (or whsk_) secret",
+                            ));
+                        }
+                        Some(secret)
                     }
                     None => None,
                 };
@@ -220,6 +228,11 @@ impl Routes {
     /// The routes of `source` (empty for an unknown source).
     pub fn of(&self, source: &str) -> &[Route] {
         self.by_source.get(source).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `source` has a destination called `name`.
+    pub fn has(&self, source: &str, name: &str) -> bool {
+        self.of(source).iter().any(|r| r.name == name)
     }
 
     /// The longest timeout of any route.
