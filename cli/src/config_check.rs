@@ -457,7 +457,7 @@ mod tests {
 
     const ROUTES: &str = r#"{"sources":[
         {"name":"stripe","scheme":"stripe","destinations":[
-            {"name":"billing","url":"https://user:pw@billing.example/hook?token=abc#frag",
+            {"name":"billing","url":"https://billing.example/hook?token=abc#frag",
              "filter":{"body":{"type":{"$startsWith":"invoice."}}},
              "headers":{"x-team":"payments-team-value",
                         "authorization":{"secret_arn":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:billing-token"},
@@ -491,7 +491,7 @@ mod tests {
         let stripe = &s.sources[0];
         assert_eq!(stripe.secret_var, "SLUICE_SECRET_STRIPE");
         let billing = &stripe.destinations[0];
-        assert_eq!(billing.url, "https://***@billing.example/hook?***#***");
+        assert_eq!(billing.url, "https://billing.example/hook?***#***");
         assert!(billing.filter_reads_body);
         assert_eq!(billing.timeout_ms, Some(2500));
         let kinds: Vec<(&str, &str)> = billing
