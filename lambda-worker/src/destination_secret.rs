@@ -19,11 +19,11 @@ pub enum DestinationSecretError {
     Invalid { arn: String, detail: String },
 }
 
-/// Fetches and parses the secret `arn` names.
-pub async fn fetch(
+/// A secret's SecretString, trimmed (also what route secrets are read with).
+pub async fn read_string(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<Secret, DestinationSecretError> {
+) -> Result<String, DestinationSecretError> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
@@ -33,13 +33,21 @@ pub async fn fetch(
             arn: arn.to_string(),
             detail: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
         })?;
-    let value = out
-        .secret_string()
+    out.secret_string()
+        .map(|v| v.trim().to_string())
         .ok_or_else(|| DestinationSecretError::NotAString {
             arn: arn.to_string(),
-        })?;
+        })
+}
+
+/// Fetches and parses the secret `arn` names.
+pub async fn fetch(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<Secret, DestinationSecretError> {
+    let value = read_string(client, arn).await?;
     Scheme::StandardWebhooks
-        .parse_secret(value.trim())
+        .parse_secret(&value)
         .map_err(|e| DestinationSecretError::Invalid {
             arn: arn.to_string(),
             detail: e.to_string(),

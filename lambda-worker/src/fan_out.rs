@@ -207,26 +207,15 @@ impl Consumer {
                 to_claim.push(route);
             }
         }
-        let claims = join_all(to_claim.iter().map(|route| {
-            let key = route.delivery_key(envelope);
-            let validation = &validation;
-            async move {
-                let claim = self
-                    .claims
-                    .claim_for(
-                        message_id,
-                        &key,
-                        &envelope.id,
-                        validation,
-                        now,
-                        deadline_ms,
-                        expiration,
-                    )
-                    .await;
-                (key, claim)
-            }
-        }))
-        .await;
+        let attempt = PairClaim {
+            message_id,
+            envelope,
+            validation: &validation,
+            now,
+            deadline_ms,
+            expiration,
+        };
+        let claims = join_all(to_claim.iter().map(|route| attempt.run(self, route))).await;
         let mut won = Vec::new();
         for (route, (key, claim)) in to_claim.into_iter().zip(claims) {
             let result = match claim {
@@ -389,23 +378,18 @@ impl Consumer {
         };
         let validation = reference.sha256.to_ascii_lowercase();
         let now = now_ms();
-        let expiration = now / 1000 + self.config.completed_ttl.as_secs();
+        let attempt = PairClaim {
+            message_id,
+            envelope,
+            validation: &validation,
+            now,
+            deadline_ms,
+            expiration: now / 1000 + self.config.completed_ttl.as_secs(),
+        };
         let mut outcomes = Vec::with_capacity(candidates.len());
         let mut all = true;
         for route in candidates {
-            let key = route.delivery_key(envelope);
-            let claim = self
-                .claims
-                .claim_for(
-                    message_id,
-                    &key,
-                    &envelope.id,
-                    &validation,
-                    now,
-                    deadline_ms,
-                    expiration,
-                )
-                .await;
+            let (key, claim) = attempt.run(self, route).await;
             match claim {
                 Ok(Claim::AlreadyCompleted) => {
                     outcomes.push(pair(route, PairResult::Duplicate, 0));
@@ -456,6 +440,41 @@ impl Consumer {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// One receive's claim on its pairs: the same message, event, body hash and times for
+/// each destination.
+struct PairClaim<'a> {
+    message_id: &'a str,
+    envelope: &'a Envelope,
+    validation: &'a str,
+    now: u64,
+    deadline_ms: u64,
+    expiration: u64,
+}
+
+impl PairClaim<'_> {
+    /// Claims `route`'s pair: its key, and what the claim found.
+    async fn run(
+        &self,
+        consumer: &Consumer,
+        route: &Route,
+    ) -> (String, Result<Claim, crate::claim::ClaimError>) {
+        let key = route.delivery_key(self.envelope);
+        let claim = consumer
+            .claims
+            .claim_for(
+                self.message_id,
+                &key,
+                &self.envelope.id,
+                self.validation,
+                self.now,
+                self.deadline_ms,
+                self.expiration,
+            )
+            .await;
+        (key, claim)
     }
 }
 

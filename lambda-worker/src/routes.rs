@@ -95,8 +95,8 @@ pub enum RouteError {
         field: String,
         reason: String,
     },
-    #[error("reading secret {arn}: {detail}")]
-    Read { arn: String, detail: String },
+    #[error(transparent)]
+    Read(#[from] crate::destination_secret::DestinationSecretError),
 }
 
 /// Every Secrets Manager ARN the sources refer to, once each.
@@ -120,20 +120,8 @@ pub async fn fetch_secret_values(
 ) -> Result<SecretValues, RouteError> {
     let mut values = SecretValues::default();
     for arn in secret_arns(sources) {
-        let out = client
-            .get_secret_value()
-            .secret_id(&arn)
-            .send()
-            .await
-            .map_err(|e| RouteError::Read {
-                arn: arn.clone(),
-                detail: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-            })?;
-        let value = out.secret_string().ok_or_else(|| RouteError::Read {
-            arn: arn.clone(),
-            detail: "the secret has no SecretString".into(),
-        })?;
-        values.insert(&arn, value.trim().to_string());
+        let value = crate::destination_secret::read_string(client, &arn).await?;
+        values.insert(&arn, value);
     }
     Ok(values)
 }

@@ -20,10 +20,21 @@ fn record(message_id: &str, event_id: &str, reference: &BodyRef) -> SqsMessage {
     support::record(message_id, &envelope.encode())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_of_a_delivered_claim_checked_event_is_a_duplicate_without_its_payload() {
+/// moto with the idempotency table `table` and `body` claim-checked in the payload bucket
+/// as event `event_id`'s.
+async fn world(
+    table: &str,
+    event_id: &str,
+    body: &[u8],
+) -> (
+    Moto,
+    std::path::PathBuf,
+    aws_config::SdkConfig,
+    aws_sdk_s3::Client,
+    BodyRef,
+) {
     let log = std::env::temp_dir().join(format!(
-        "sluice-claim-checked-moto-{}.log",
+        "sluice-claim-checked-{table}-moto-{}.log",
         std::process::id()
     ));
     let moto = Moto::start(None, &log).await.unwrap();
@@ -33,24 +44,30 @@ async fn a_copy_of_a_delivered_claim_checked_event_is_a_duplicate_without_its_pa
             .force_path_style(true)
             .build(),
     );
-    create_table(&aws_sdk_dynamodb::Client::new(&sdk), "big", "pk")
+    create_table(&aws_sdk_dynamodb::Client::new(&sdk), table, "pk")
         .await
         .unwrap();
     s3.create_bucket().bucket("payloads").send().await.unwrap();
-    let body = vec![b'x'; 300 * 1024];
     let reference = BodyRef {
         bucket: "payloads".into(),
-        key: "payloads/github/2026/11/24/evt_1".into(),
+        key: format!("payloads/github/2026/11/24/{event_id}"),
         size: body.len() as u64,
-        sha256: hex::encode(sha2::Sha256::digest(&body)),
+        sha256: hex::encode(sha2::Sha256::digest(body)),
     };
     s3.put_object()
         .bucket(&reference.bucket)
         .key(&reference.key)
-        .body(body.clone().into())
+        .body(body.to_vec().into())
         .send()
         .await
         .unwrap();
+    (moto, log, sdk, s3, reference)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_delivered_claim_checked_event_is_a_duplicate_without_its_payload() {
+    let body = vec![b'x'; 300 * 1024];
+    let (moto, log, sdk, s3, reference) = world("big", "evt_1", &body).await;
     let dest = Destination::start(None).await.unwrap();
     let consumer = Consumer::new(
         aws_sdk_dynamodb::Client::new(&sdk),
@@ -91,35 +108,8 @@ async fn a_copy_of_a_delivered_claim_checked_event_is_a_duplicate_without_its_pa
 /// already, the copy is still a duplicate, not a `payload_missing` failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_reading_the_body_does_not_turn_an_expired_duplicate_into_a_failure() {
-    let log = std::env::temp_dir().join(format!(
-        "sluice-claim-checked-filter-moto-{}.log",
-        std::process::id()
-    ));
-    let moto = Moto::start(None, &log).await.unwrap();
-    let sdk = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    create_table(&aws_sdk_dynamodb::Client::new(&sdk), "bigf", "pk")
-        .await
-        .unwrap();
-    s3.create_bucket().bucket("payloads").send().await.unwrap();
     let body = format!(r#"{{"type":"push","pad":"{}"}}"#, "x".repeat(300 * 1024)).into_bytes();
-    let reference = BodyRef {
-        bucket: "payloads".into(),
-        key: "payloads/github/2026/11/24/evt_f1".into(),
-        size: body.len() as u64,
-        sha256: hex::encode(sha2::Sha256::digest(&body)),
-    };
-    s3.put_object()
-        .bucket(&reference.bucket)
-        .key(&reference.key)
-        .body(body.clone().into())
-        .send()
-        .await
-        .unwrap();
+    let (moto, log, sdk, s3, reference) = world("bigf", "evt_f1", &body).await;
     let dest = Destination::start(None).await.unwrap();
     let sources = sluice_protocol::SourcesConfig::from_json(&format!(
         r#"{{"sources":[{{"name":"github","scheme":"github","destinations":[

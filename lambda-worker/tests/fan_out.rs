@@ -140,6 +140,35 @@ fn shop_record(message_id: &str, key: &str, body: &str) -> SqsMessage {
     support::record(message_id, &e.encode())
 }
 
+/// Up to ten messages in the DLQ, with their attributes.
+async fn dead_letters(w: &World) -> Vec<aws_sdk_sqs::types::Message> {
+    aws_sdk_sqs::Client::new(&w.sdk)
+        .receive_message()
+        .queue_url(&w.dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
+/// A dead letter as `sluice dlq redrive` sends it back: a new message, its body and its
+/// `sluice-destination`.
+fn sent_back(message_id: &str, dead: &aws_sdk_sqs::types::Message) -> SqsMessage {
+    let mut back = support::record(message_id, dead.body.as_deref().unwrap());
+    let attrs = dead.message_attributes.clone().unwrap_or_default();
+    if let Some(name) = attrs.get(DESTINATION).and_then(|v| v.string_value.clone()) {
+        let mut destination = SqsMessageAttribute::default();
+        destination.string_value = Some(name);
+        destination.data_type = Some("String".into());
+        back.message_attributes
+            .insert(DESTINATION.into(), destination);
+    }
+    back
+}
+
 fn failed(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
     response
         .batch_item_failures
@@ -232,17 +261,7 @@ async fn a_permanent_failure_dead_letters_that_destination_only() {
         "acknowledged: the others delivered, orders dead-lettered"
     );
 
-    let sqs = aws_sdk_sqs::Client::new(&w.sdk);
-    let dead = sqs
-        .receive_message()
-        .queue_url(&w.dlq_url)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let dead = dead_letters(&w).await;
     assert_eq!(dead.len(), 1, "one dead letter, for one destination");
     let attrs = dead[0].message_attributes.clone().unwrap_or_default();
     let attr = |n: &str| attrs.get(n).and_then(|v| v.string_value.clone());
@@ -255,12 +274,7 @@ async fn a_permanent_failure_dead_letters_that_destination_only() {
     // Fixed, and the dead letter sent back as a redrive sends it: only `orders` is called.
     recorder.permanent.lock().unwrap().clear();
     recorder.clear();
-    let mut back = support::record("m2", dead[0].body.as_deref().unwrap());
-    let mut destination = SqsMessageAttribute::default();
-    destination.string_value = Some("orders".into());
-    destination.data_type = Some("String".into());
-    back.message_attributes
-        .insert(DESTINATION.into(), destination);
+    let back = sent_back("m2", &dead[0]);
     let response = support::handle(&consumer, vec![back.clone()]).await;
     assert!(failed(&response).is_empty());
     assert_eq!(
@@ -384,28 +398,13 @@ async fn a_pair_is_dead_lettered_once_while_its_message_waits_for_another() {
     );
     assert_eq!(recorder.count("all", order), 1);
     assert_eq!(recorder.count("flaky", order), 3);
-    let sqs = aws_sdk_sqs::Client::new(&w.sdk);
-    let dead = sqs
-        .receive_message()
-        .queue_url(&w.dlq_url)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let dead = dead_letters(&w).await;
     assert_eq!(dead.len(), 1, "one dead letter, not one per receive");
 
     // Sent back (a new message, as a redrive sends it) once fixed: delivered there once.
     recorder.permanent.lock().unwrap().clear();
     recorder.clear();
-    let mut back = support::record("m9", dead[0].body.as_deref().unwrap());
-    let mut destination = SqsMessageAttribute::default();
-    destination.string_value = Some("orders".into());
-    destination.data_type = Some("String".into());
-    back.message_attributes
-        .insert(DESTINATION.into(), destination);
+    let back = sent_back("m9", &dead[0]);
     let response = support::handle(&consumer, vec![back]).await;
     assert!(failed(&response).is_empty());
     assert_eq!(
