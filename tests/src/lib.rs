@@ -6,6 +6,7 @@
 //! group and killed when the [`stack::Stack`] is dropped. Waiting is always for a condition
 //! with a deadline, never a bare sleep.
 
+pub mod cli;
 pub mod destination;
 pub mod edge;
 pub mod fault_proxy;

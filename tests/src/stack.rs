@@ -767,6 +767,33 @@ impl Stack {
         Ok(req.body(body.to_vec()).send().await?)
     }
 
+    /// POSTs an event signed for `source` (plus `extra` headers) and returns the event id of
+    /// its 202; any other answer panics, with the edge's log.
+    pub async fn post_accepted(
+        &self,
+        source: &str,
+        id: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut headers = self.source(source).sign(id, body);
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let resp = self
+            .post(source, &headers, body)
+            .await
+            .expect("edge reachable");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            202,
+            "{source}/{id}: {text}\nedge log:\n{}",
+            read_log(&self.log("edge"))
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("202 body is JSON");
+        v["id"].as_str().expect("202 body has id").to_string()
+    }
+
     /// The description of the running stack written to `stack.json`.
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({

@@ -12,21 +12,7 @@ use std::time::Duration;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn accepted(stack: &Stack, source: &str, id: &str, body: &[u8]) -> String {
-    let headers = stack.source(source).sign(id, body);
-    let resp = stack
-        .post(source, &headers, body)
-        .await
-        .expect("edge reachable");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    assert_eq!(
-        status,
-        202,
-        "{source}: {text}\nedge log:\n{}",
-        read_log(&stack.log("edge"))
-    );
-    let v: serde_json::Value = serde_json::from_str(&text).expect("202 body is JSON");
-    let event_id = v["id"].as_str().expect("202 body has id").to_string();
+    let event_id = stack.post_accepted(source, id, body, &[]).await;
     assert!(event_id.starts_with("evt_"), "{event_id}");
     event_id
 }

@@ -11,66 +11,18 @@
 //! - `send --id` twice (the README's retry example) is one delivery and one duplicate;
 //! - errors have their documented exit codes.
 
+use sluice_e2e::cli::{self, run, Run};
 use sluice_e2e::stack::read_log;
 use sluice_e2e::wait::until;
-use sluice_e2e::{paths, Behaviour, Destination, Stack, StackOptions};
+use sluice_e2e::{Behaviour, Destination, Stack, StackOptions};
 use sluice_protocol::Scheme;
-use std::path::Path;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// One finished `sluice` run.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
-    }
-
-    /// Asserts the exit code, showing the whole run when it differs.
-    fn expect(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
-        self
-    }
-}
-
-/// Runs `sluice` with `args` and a clean environment (no SLUICE_* or AWS_* from the caller).
-async fn run(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
-    let bin = paths::binary("sluice");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        bin.display()
-    );
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args(args).current_dir(cwd);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SLUICE_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().await.expect("sluice runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs `sluice --stack-file <the stack's stack.json> args…`.
 async fn sluice(stack: &Stack, args: &[&str]) -> Run {
-    let file = stack.dir.join("stack.json");
-    let mut all = vec!["--stack-file", file.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run(&all, &stack.dir, &[]).await
+    cli::run_with_stack_file(&stack.dir.join("stack.json"), args).await
 }
 
 /// `sluice send <source> --id <id> --file <body>`: the event id the edge answered.

@@ -26,6 +26,7 @@
 //!   records which got what; it serves a sources file (`SLUICE_SOURCES_FILE`) and refuses a
 //!   bad one with the config error.
 
+use sluice_e2e::cli::{self, Run};
 use sluice_e2e::fault_proxy::{Fault, FaultProxy, Faults};
 use sluice_e2e::process::Managed;
 use sluice_e2e::stack::{read_log, unix_now, SourceSpec};
@@ -34,6 +35,7 @@ use sluice_e2e::{paths, Behaviour, Delivery, Destination, Stack, StackOptions};
 use sluice_protocol::destination::{HeaderValue, SecretRef};
 use sluice_protocol::{DestinationConfig, Scheme};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,32 +55,6 @@ fn route(
         filter,
         ..DestinationConfig::new(name, &format!("{dest_url}{path}"))
     }
-}
-
-/// POSTs a signed event (plus `extra` headers) and returns the event id of its 202.
-async fn accepted(
-    stack: &Stack,
-    source: &str,
-    id: &str,
-    body: &[u8],
-    extra: &[(&str, &str)],
-) -> String {
-    let mut headers = stack.source(source).sign(id, body);
-    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let resp = stack
-        .post(source, &headers, body)
-        .await
-        .expect("edge reachable");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    assert_eq!(
-        status,
-        202,
-        "{source}/{id}: {text}\nedge log:\n{}",
-        read_log(&stack.log("edge"))
-    );
-    let v: serde_json::Value = serde_json::from_str(&text).expect("202 body is JSON");
-    v["id"].as_str().expect("202 body has id").to_string()
 }
 
 /// The consumer's JSON log lines.
@@ -132,12 +108,22 @@ fn keys(source: &str, ids: &[&str], destination: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits for `check`, showing the consumer's log if it times out.
+async fn wait_for<T, F, Fut>(stack: &Stack, what: &str, deadline: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    until(what, deadline, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))))
+}
+
 async fn wait_count(stack: &Stack, url: &str, want: u64, what: &str, deadline: Duration) {
-    until(what, deadline, || async {
+    wait_for(stack, what, deadline, || async {
         (stack.queue_count(url).await.ok()? == want).then_some(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
 }
 
 async fn drained(stack: &Stack) {
@@ -218,58 +204,9 @@ async fn archive(stack: &Stack, source: &str) -> Vec<(String, Vec<u8>)> {
     objects
 }
 
-/// One finished `sluice` run.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}), exit {}: {}\nstderr: {}",
-                self.code, self.stdout, self.stderr
-            )
-        })
-    }
-
-    fn expect(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
-        self
-    }
-}
-
-/// Runs `sluice --stack-file <stack file> args…` with no SLUICE_* or AWS_* of the caller.
-async fn sluice_with(stack_file: &Path, args: &[&str]) -> Run {
-    let bin = paths::binary("sluice");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        bin.display()
-    );
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.arg("--stack-file").arg(stack_file).args(args);
-    if let Some(dir) = stack_file.parent() {
-        cmd.current_dir(dir);
-    }
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SLUICE_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.output().await.expect("sluice runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
+/// Runs `sluice --stack-file <the stack's stack.json> args…`.
 async fn sluice(stack: &Stack, args: &[&str]) -> Run {
-    sluice_with(&stack.dir.join("stack.json"), args).await
+    cli::run_with_stack_file(&stack.dir.join("stack.json"), args).await
 }
 
 /// The start of the current UTC hour, RFC 3339 (a replay window that holds everything this
@@ -278,6 +215,34 @@ fn hour_start(started_ms: u64) -> String {
     let hour = sluice_protocol::archive::hour_prefix("x", started_ms);
     let parts: Vec<&str> = hour.trim_end_matches('/').split('/').collect();
     format!("{}-{}-{}T{}:00:00Z", parts[2], parts[3], parts[4], parts[5])
+}
+
+/// `sluice replay --source <source> --from <from> --to now --destination <destination>`: its
+/// JSON report.
+async fn replay_to(
+    stack: &Stack,
+    source: &str,
+    from: &str,
+    destination: &str,
+) -> serde_json::Value {
+    sluice(
+        stack,
+        &[
+            "replay",
+            "--source",
+            source,
+            "--from",
+            from,
+            "--to",
+            "now",
+            "--destination",
+            destination,
+            "--json",
+        ],
+    )
+    .await
+    .expect(0)
+    .json()
 }
 
 fn assert_delivery_headers(d: &Delivery, source: &str, destination: &str) {
@@ -348,14 +313,9 @@ async fn each_event_reaches_exactly_the_destinations_its_filters_match() {
     ];
     let mut event_ids = BTreeMap::new();
     for (id, kind, body) in events {
-        let event_id = accepted(
-            &stack,
-            "repo",
-            id,
-            body.as_bytes(),
-            &[("x-github-event", kind)],
-        )
-        .await;
+        let event_id = stack
+            .post_accepted("repo", id, body.as_bytes(), &[("x-github-event", kind)])
+            .await;
         event_ids.insert(id, event_id);
     }
     let expected = [
@@ -364,7 +324,8 @@ async fn each_event_reaches_exactly_the_destinations_its_filters_match() {
         ("main", keys("repo", &["gh-1", "gh-3"], "main")),
     ];
 
-    until(
+    wait_for(
+        &stack,
         "every matching delivery and both filtered events",
         DEADLINE,
         || async {
@@ -377,8 +338,7 @@ async fn each_event_reaches_exactly_the_destinations_its_filters_match() {
             (delivered && filtered).then_some(())
         },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
 
     for (name, want) in &expected {
@@ -480,16 +440,18 @@ async fn a_failing_destination_holds_up_no_other() {
     let ids = ["ord-1", "ord-2", "ord-3"];
     for id in ids {
         let body = format!(r#"{{"type":"order.created","id":"{id}"}}"#);
-        accepted(&stack, "orders", id, body.as_bytes(), &[]).await;
+        stack
+            .post_accepted("orders", id, body.as_bytes(), &[])
+            .await;
     }
 
-    until(
+    wait_for(
+        &stack,
         "the slow destination to get every event",
         DEADLINE,
         || async { (per_webhook_id(&dest, "/orders/slow").len() == ids.len()).then_some(()) },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
 
     let slow = dest.attempts("/orders/slow");
@@ -588,9 +550,12 @@ async fn a_permanent_failure_dead_letters_that_destination_only() {
     ));
     let stack = Stack::start(options).await.expect("stack starts");
     let body = r#"{"type":"invoice.paid","amount":4200}"#;
-    let event_id = accepted(&stack, "billing", "inv-1", body.as_bytes(), &[]).await;
+    let event_id = stack
+        .post_accepted("billing", "inv-1", body.as_bytes(), &[])
+        .await;
 
-    until(
+    wait_for(
+        &stack,
         "ledger and audit delivered, crm dead-lettered",
         DEADLINE,
         || async {
@@ -600,8 +565,7 @@ async fn a_permanent_failure_dead_letters_that_destination_only() {
                 .then_some(())
         },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
     assert_eq!(
         dest.attempts("/billing/crm").len(),
@@ -680,11 +644,10 @@ async fn a_permanent_failure_dead_letters_that_destination_only() {
         .expect(0)
         .json();
     assert_eq!(redrive["moved"], 1, "{redrive:#}");
-    until("the redriven delivery to crm", DEADLINE, || async {
+    wait_for(&stack, "the redriven delivery to crm", DEADLINE, || async {
         (!dest.successful("/billing/crm").is_empty()).then_some(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
     assert_eq!(
         stack.queue_count(&stack.dlq_url).await.unwrap(),
@@ -798,17 +761,21 @@ async fn sigkills_during_fan_out_lose_no_pair() {
         ("even", keys("fan", &even_ids, "even")),
     ];
     let s = stack.lock().await;
-    until("every pair delivered", Duration::from_secs(120), || async {
-        expected
-            .iter()
-            .all(|(name, want)| {
-                let got = per_webhook_id(&dest, &format!("/fan/{name}"));
-                want.iter().all(|k| got.contains_key(k))
-            })
-            .then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&s.log("consumer"))));
+    wait_for(
+        &s,
+        "every pair delivered",
+        Duration::from_secs(120),
+        || async {
+            expected
+                .iter()
+                .all(|(name, want)| {
+                    let got = per_webhook_id(&dest, &format!("/fan/{name}"));
+                    want.iter().all(|k| got.contains_key(k))
+                })
+                .then_some(())
+        },
+    )
+    .await;
     drained(&s).await;
 
     let mut repeats = 0;
@@ -919,7 +886,7 @@ async fn secret_headers_reach_the_destination_and_nothing_else() {
     let ids = ["v-1", "v-2"];
     for id in ids {
         let body = format!(r#"{{"type":"vault.opened","id":"{id}"}}"#);
-        accepted(&stack, "vault", id, body.as_bytes(), &[]).await;
+        stack.post_accepted("vault", id, body.as_bytes(), &[]).await;
     }
     let queued = peek(&stack, &stack.queue_url).await;
     assert_eq!(queued.len(), ids.len());
@@ -951,7 +918,8 @@ async fn secret_headers_reach_the_destination_and_nothing_else() {
     stack.set_consumer_env("ROUTE_TOKEN", &token);
     stack.start_poller().unwrap();
 
-    until(
+    wait_for(
+        &stack,
         "both destinations delivered, the rejects dead-lettered",
         DEADLINE,
         || async {
@@ -961,8 +929,7 @@ async fn secret_headers_reach_the_destination_and_nothing_else() {
                 .then_some(())
         },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
 
     for d in dest.attempts("/vault/env-auth") {
@@ -1077,9 +1044,10 @@ async fn a_destination_added_later_is_backfilled_by_replay() {
     let mut event_ids = Vec::new();
     for (id, kind) in events {
         let body = format!(r#"{{"type":"{kind}","id":"{id}"}}"#);
-        event_ids.push(accepted(&stack, "shop", id, body.as_bytes(), &[]).await);
+        event_ids.push(stack.post_accepted("shop", id, body.as_bytes(), &[]).await);
     }
-    until(
+    wait_for(
+        &stack,
         "two deliveries and one filtered event",
         DEADLINE,
         || async {
@@ -1089,8 +1057,7 @@ async fn a_destination_added_later_is_backfilled_by_replay() {
                 .then_some(())
         },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
 
     // The new destination, every event; the consumer restarted with it.
@@ -1100,31 +1067,13 @@ async fn a_destination_added_later_is_backfilled_by_replay() {
         .unwrap();
     stack.restart_poller().unwrap();
     let from = hour_start(started_ms);
-    let replay = sluice(
-        &stack,
-        &[
-            "replay",
-            "--source",
-            "shop",
-            "--from",
-            &from,
-            "--to",
-            "now",
-            "--destination",
-            "warehouse",
-            "--json",
-        ],
-    )
-    .await
-    .expect(0)
-    .json();
+    let replay = replay_to(&stack, "shop", &from, "warehouse").await;
     assert_eq!(replay["replayed"], 3, "{replay:#}");
     let all_ids = ["s-1", "s-2", "s-3"];
-    until("the backfill", DEADLINE, || async {
+    wait_for(&stack, "the backfill", DEADLINE, || async {
         (per_webhook_id(&dest, "/shop/warehouse").len() == 3).then_some(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
     let counts = per_webhook_id(&dest, "/shop/warehouse");
     assert_eq!(
@@ -1149,30 +1098,15 @@ async fn a_destination_added_later_is_backfilled_by_replay() {
     }
 
     // The same replay again: all three are duplicates at warehouse, nothing is sent.
-    let again = sluice(
-        &stack,
-        &[
-            "replay",
-            "--source",
-            "shop",
-            "--from",
-            &from,
-            "--to",
-            "now",
-            "--destination",
-            "warehouse",
-            "--json",
-        ],
-    )
-    .await
-    .expect(0)
-    .json();
+    let again = replay_to(&stack, "shop", &from, "warehouse").await;
     assert_eq!(again["replayed"], 3, "{again:#}");
-    until("three duplicates at warehouse", DEADLINE, || async {
-        (outcomes_at(&stack, "warehouse", "duplicate") == 3).then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    wait_for(
+        &stack,
+        "three duplicates at warehouse",
+        DEADLINE,
+        || async { (outcomes_at(&stack, "warehouse", "duplicate") == 3).then_some(()) },
+    )
+    .await;
     drained(&stack).await;
     assert_eq!(
         dest.attempts("/shop/warehouse").len(),
@@ -1205,12 +1139,11 @@ async fn upgrading_to_destinations_redelivers_nothing_to_default() {
     );
 
     let body = br#"{"type":"user.created","id":"up-1"}"#;
-    accepted(&stack, "legacy", "up-1", body, &[]).await;
-    until("the first delivery", DEADLINE, || async {
+    stack.post_accepted("legacy", "up-1", body, &[]).await;
+    wait_for(&stack, "the first delivery", DEADLINE, || async {
         dest.successful("/legacy").into_iter().next()
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
     let first = dest.successful("/legacy");
     assert_eq!(
@@ -1231,14 +1164,13 @@ async fn upgrading_to_destinations_redelivers_nothing_to_default() {
         .unwrap();
     stack.restart_poller().unwrap();
     // The provider's retry: same id, same body (signed again, later).
-    let resent = accepted(&stack, "legacy", "up-1", body, &[]).await;
-    until("the audit delivery", DEADLINE, || async {
+    let resent = stack.post_accepted("legacy", "up-1", body, &[]).await;
+    wait_for(&stack, "the audit delivery", DEADLINE, || async {
         (!dest.successful("/legacy/audit").is_empty()
             && outcomes_of(&stack, &resent, "duplicate") == 1)
             .then_some(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
     assert_eq!(dest.attempts("/legacy").len(), 1, "default: nothing again");
     let audit = dest.successful("/legacy/audit");
@@ -1255,20 +1187,19 @@ async fn upgrading_to_destinations_redelivers_nothing_to_default() {
     assert_eq!(duplicate["fields"]["destination"], "default", "{duplicate}");
 
     // A new event after the upgrade: both, default still keyed the old way.
-    accepted(
-        &stack,
-        "legacy",
-        "up-2",
-        br#"{"type":"user.created","id":"up-2"}"#,
-        &[],
-    )
-    .await;
-    until("the new event at both", DEADLINE, || async {
+    stack
+        .post_accepted(
+            "legacy",
+            "up-2",
+            br#"{"type":"user.created","id":"up-2"}"#,
+            &[],
+        )
+        .await;
+    wait_for(&stack, "the new event at both", DEADLINE, || async {
         (dest.successful("/legacy").len() == 2 && dest.successful("/legacy/audit").len() == 2)
             .then_some(())
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     drained(&stack).await;
     assert_eq!(
         per_webhook_id(&dest, "/legacy")
@@ -1407,30 +1338,34 @@ async fn every_pair_is_delivered_exactly_once_under_faults() {
             .collect()
     };
 
-    until(
+    wait_for(
+        &stack,
         "the queue drained under faults",
         Duration::from_secs(180),
         || async { (stack.queue_count(&stack.queue_url).await.ok()? == 0).then_some(()) },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    .await;
     aws.set(Faults::none());
     proxy.set(Faults::none());
     let redrive = sluice(&stack, &["dlq", "redrive", "--json"])
         .await
         .expect(0)
         .json();
-    until("every accepted pair delivered", DEADLINE, || async {
-        ["a", "even", "c"]
-            .iter()
-            .all(|name| {
-                let got = per_webhook_id(&dest, &format!("/fan/{name}"));
-                want(name).iter().all(|k| got.contains_key(k))
-            })
-            .then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\nconsumer log:\n{}", read_log(&stack.log("consumer"))));
+    wait_for(
+        &stack,
+        "every accepted pair delivered",
+        DEADLINE,
+        || async {
+            ["a", "even", "c"]
+                .iter()
+                .all(|name| {
+                    let got = per_webhook_id(&dest, &format!("/fan/{name}"));
+                    want(name).iter().all(|k| got.contains_key(k))
+                })
+                .then_some(())
+        },
+    )
+    .await;
     drained(&stack).await;
 
     let accepted_ids: BTreeSet<String> = accepted.iter().map(|n| id(*n)).collect();
@@ -1527,6 +1462,24 @@ async fn dev_ready(running: &mut Managed, dir: &Path, log: &Path) -> std::path::
     stack_file
 }
 
+/// `sluice <args…>` (a `send --json`) against a `sluice-dev` run's `stack.json`: a 202.
+async fn dev_send(stack_file: &Path, args: &[&str]) {
+    let sent = cli::run_with_stack_file(stack_file, args)
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(sent["status"], 202, "{sent:#}");
+}
+
+/// A `sluice-dev` run's log, then its consumer's.
+fn dev_logs(dir: &Path, log: &Path) -> String {
+    format!(
+        "{}\nconsumer log:\n{}",
+        read_log(log),
+        read_log(&dir.join("state/consumer.log"))
+    )
+}
+
 /// SIGTERM, as Ctrl-C: it stops, and says so.
 async fn dev_stop(running: &mut Managed, log: &Path) {
     running.signal(libc::SIGTERM);
@@ -1591,8 +1544,7 @@ async fn make_dev_demo_fans_out_shop_router() {
         ],
         vec!["send", "shop-router", "--id", "demo-2", "--json"],
     ] {
-        let sent = sluice_with(&stack_file, &args).await.expect(0).json();
-        assert_eq!(sent["status"], 202, "{sent:#}");
+        dev_send(&stack_file, &args).await;
     }
     let file = dir.join("state/deliveries.jsonl");
     let lines = || -> Vec<serde_json::Value> {
@@ -1606,13 +1558,7 @@ async fn make_dev_demo_fans_out_shop_router() {
         async move { (n >= 3).then_some(()) }
     })
     .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}\n{}\nconsumer log:\n{}",
-            read_log(&log),
-            read_log(&dir.join("state/consumer.log"))
-        )
-    });
+    .unwrap_or_else(|e| panic!("{e}\n{}", dev_logs(&dir, &log)));
     let mut got: Vec<(String, String)> = lines()
         .iter()
         .map(|l| {
@@ -1751,8 +1697,7 @@ async fn make_dev_runs_a_sources_file() {
         vec!["send", "shop", "--id", "dev-2", "--json"],
         vec!["send", "old-style", "--id", "dev-3", "--json"],
     ] {
-        let sent = sluice_with(&stack_file, &args).await.expect(0).json();
-        assert_eq!(sent["status"], 202, "{sent:#}");
+        dev_send(&stack_file, &args).await;
     }
     until("the deliveries", DEADLINE, || async {
         (dest.successful("/shop/orders").len() == 1
@@ -1761,13 +1706,7 @@ async fn make_dev_runs_a_sources_file() {
             .then_some(())
     })
     .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}\n{}\nconsumer log:\n{}",
-            read_log(&log),
-            read_log(&dir.join("state/consumer.log"))
-        )
-    });
+    .unwrap_or_else(|e| panic!("{e}\n{}", dev_logs(&dir, &log)));
     let orders = dest.successful("/shop/orders");
     assert_eq!(orders[0].webhook_id(), Some("shop#dev-1#orders"));
     for d in dest.successful("/shop/all") {
