@@ -209,12 +209,17 @@ async fn handle(
                 Err(_) => serde_json::json!({"base64": B64.encode(&body)}),
             },
         });
+        // One whole line per write, one writer at a time: a fan-out's deliveries arrive
+        // at once, and `writeln!` may write a line in pieces that interleave.
+        static FILE: Mutex<()> = Mutex::new(());
+        let line = format!("{line}\n");
+        let _guard = FILE.lock().unwrap_or_else(|p| p.into_inner());
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
         {
-            let _ = writeln!(f, "{line}");
+            let _ = f.write_all(line.as_bytes());
         }
     }
     if status == 0 {
